@@ -1,0 +1,1 @@
+"""Federated algorithms: one module each, stating how an agent updates locally and what it shares."""

@@ -1,0 +1,120 @@
+"""The Hydra task: config → environment family + algorithm → federated round loop → run dir.
+
+``main`` is a module-level ``@hydra.main`` task, so multirun and launcher plugins work; the CLI calls it after
+rewriting ``sys.argv``. Bad config raises :class:`ConfigError`, a failed run :class:`RunFailed`; either way the
+run dir's ``summary.json`` says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import hydra
+import numpy as np
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from fedrl_cli.config import validate
+from fedrl_cli.errors import ConfigError, RunFailed
+from fedrl_cli.federation import Measurement, run_rounds
+from fedrl_cli.metrics import environment_versions, git_commit, write_json_atomic
+from fedrl_cli.progress import RoundProgress
+
+CONF_DIR = Path(__file__).resolve().parent / "conf"
+log = logging.getLogger("fedrl")
+
+
+def _tabular_policy_gradient(cfg: dict[str, Any]) -> tuple[Callable[[], None], Callable[[], Measurement]]:
+    """Fast-FedPG, FedAvg PG or local PG on a tabular family: the round step and the measurement."""
+    from fedrl_cli.algos.common import GradientOracle
+    from fedrl_cli.algos.fastfedpg import FastFedPG
+    from fedrl_cli.algos.fedavg_pg import FedAvgPG
+    from fedrl_cli.algos.local_pg import LocalPG
+    from fedrl_cli.envs.tabular import ExactMetrics, make_family
+
+    env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
+    family = make_family(n_agents, **{key: value for key, value in env.items() if key != "name"})
+    oracle = GradientOracle(family, algo["gradient"], algo["batch_size"], algo["horizon"],
+                            np.random.default_rng(cfg["seed"]))
+    theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
+    common = dict(oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
+    if algo["name"] == "local_pg":
+        algorithm = LocalPG(theta0=theta0, **common)
+    else:
+        federated = FastFedPG if algo["name"] == "fastfedpg" else FedAvgPG
+        algorithm = federated(theta_bar=theta0, global_lr=algo["global_lr"], **common)
+    exact_metrics = ExactMetrics(family)
+
+    def measure() -> Measurement:
+        metrics, per_agent = exact_metrics(algorithm.theta_bar, algorithm.agent_params)
+        return Measurement(oracle.samples, algorithm.channel.floats, metrics, per_agent)
+
+    return algorithm.round, measure
+
+
+BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[Callable[[], None], Callable[[], Measurement]]]] = {
+    "tabular": _tabular_policy_gradient,
+}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run one experiment into ``run_dir``; returns the final metrics row."""
+    started, clock = _now(), time.perf_counter()
+    summary: dict[str, Any] = {
+        "status": "running",
+        "run_dir": str(run_dir),
+        "started": started,
+        "versions": environment_versions(),
+        "git_commit": git_commit(),
+    }
+
+    def record(**fields: Any) -> None:
+        summary.update(fields, wall_s=round(time.perf_counter() - clock, 6))
+        write_json_atomic(run_dir / "summary.json", summary)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True)
+        summary["config"] = config
+        validate(config)
+    except ConfigError as error:
+        record(status="failed", error=str(error), finished=_now())
+        raise
+    except Exception as error:  # e.g. an interpolation that cannot resolve
+        record(status="failed", error=str(error), finished=_now())
+        raise ConfigError(str(error).splitlines()[0]) from error
+    record()
+    algo, env = config["algo"]["name"], config["env"]["name"]
+    log.info("fedrl: %s on %s, %d agents, %d rounds → %s", algo, env, config["n_agents"],
+             config["algo"]["rounds"], run_dir)
+    step, measure = BUILDERS[env](config)
+    try:
+        with RoundProgress(config["algo"]["rounds"], config["progress"], f"{algo}/{env}") as progress:
+            final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
+    except RunFailed as error:
+        record(status="failed", error=str(error), finished=_now())
+        log.error("fedrl: run failed: %s (run dir %s)", error, run_dir)
+        raise
+    except BaseException as error:
+        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+        record(status="failed", error=reason, finished=_now())
+        raise
+    record(status="completed", final=final, finished=_now())
+    shown = ", ".join(f"{k}={v:.6g}" for k, v in final.items() if isinstance(v, float) and k != "wall_s")
+    log.info("fedrl: completed %d rounds in %.2fs: %s", final["round"], summary["wall_s"], shown)
+    return final
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point: one job of a run or of a sweep."""
+    run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))

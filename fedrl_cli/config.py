@@ -1,0 +1,130 @@
+"""Validation of a composed config: every key of the contract, its type and its allowed range.
+
+A bad value raises :class:`ConfigError` with one line naming the key, the value and what is allowed; the CLI
+turns it into exit code 2. The YAML files under ``conf/`` document each key; this module enforces them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fedrl_cli.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One key's constraint: ``check(value)`` is True when allowed; ``allowed`` says so in words."""
+
+    check: Callable[[Any], bool]
+    allowed: str
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+
+
+def integer(low: int | None = None) -> Rule:
+    if low is None:
+        return Rule(_is_int, "an integer")
+    return Rule(lambda v: _is_int(v) and v >= low, f"an integer ≥ {low}")
+
+
+def positive() -> Rule:
+    return Rule(lambda v: _is_number(v) and v > 0, "a finite number > 0")
+
+
+def number_in(low: float, high: float, high_open: bool = False) -> Rule:
+    right = ")" if high_open else "]"
+
+    def check(v: Any) -> bool:
+        return _is_number(v) and low <= v and (v < high if high_open else v <= high)
+
+    return Rule(check, f"a number in [{low:g}, {high:g}{right}")
+
+
+def one_of(*choices: str) -> Rule:
+    return Rule(lambda v: v in choices, "one of " + ", ".join(choices))
+
+
+BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
+
+TOP_LEVEL: dict[str, Rule] = {"n_agents": integer(1), "seed": integer(), "progress": BOOLEAN}
+
+ENVIRONMENTS: dict[str, dict[str, Rule]] = {
+    "tabular": {
+        "n_states": integer(1),
+        "n_actions": integer(1),
+        "gamma": number_in(0, 1, high_open=True),
+        "reward_heterogeneity": number_in(0, 1),
+        "transition_heterogeneity": number_in(0, 1),
+        "mdp_seed": integer(),
+    },
+}
+
+_POLICY_GRADIENT: dict[str, Rule] = {
+    "rounds": integer(0),
+    "local_steps": integer(1),
+    "lr": positive(),
+    "gradient": one_of("exact", "sampled"),
+    "batch_size": integer(1),
+    "horizon": integer(1),
+}
+
+ALGORITHMS: dict[str, dict[str, Rule]] = {
+    "fastfedpg": {**_POLICY_GRADIENT, "global_lr": positive()},
+    "fedavg_pg": {**_POLICY_GRADIENT, "global_lr": positive()},
+    "local_pg": dict(_POLICY_GRADIENT),
+}
+
+# which environment families each algorithm runs on
+SUPPORTED: dict[str, tuple[str, ...]] = {
+    "fastfedpg": ("tabular",),
+    "fedavg_pg": ("tabular",),
+    "local_pg": ("tabular",),
+}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _check_section(prefix: str, section: Mapping[str, Any], rules: Mapping[str, Rule]) -> None:
+    for key in section:
+        if key != "name" and key not in rules:
+            allowed = ", ".join(sorted(rules))
+            raise ConfigError(f"{prefix}{key}: unknown key; allowed keys: {allowed}")
+    for key, rule in rules.items():
+        if key not in section:
+            raise ConfigError(f"{prefix}{key} is missing; it must be {rule.allowed}")
+        value = section[key]
+        if not rule.check(value):
+            raise ConfigError(f"{prefix}{key}={_show(value)} is not allowed: it must be {rule.allowed}")
+
+
+def validate(cfg: Mapping[str, Any]) -> None:
+    """Raise :class:`ConfigError` for the first key of ``cfg`` (a plain dict) that breaks the contract."""
+    env, algo = cfg.get("env"), cfg.get("algo")
+    if not isinstance(env, Mapping) or env.get("name") not in ENVIRONMENTS:
+        name = env.get("name") if isinstance(env, Mapping) else env
+        raise ConfigError(f"env={_show(name)} is not allowed: it must be one of {', '.join(ENVIRONMENTS)}")
+    if not isinstance(algo, Mapping) or algo.get("name") not in ALGORITHMS:
+        name = algo.get("name") if isinstance(algo, Mapping) else algo
+        raise ConfigError(f"algo={_show(name)} is not allowed: it must be one of {', '.join(ALGORITHMS)}")
+    if env["name"] not in SUPPORTED[algo["name"]]:
+        pairs = "; ".join(f"{a} on {', '.join(envs)}" for a, envs in SUPPORTED.items())
+        raise ConfigError(f"algo={algo['name']} does not run on env={env['name']}; supported: {pairs}")
+    top = {key: value for key, value in cfg.items() if key not in ("env", "algo", "hydra")}
+    _check_section("", top, TOP_LEVEL)
+    _check_section("env.", env, ENVIRONMENTS[env["name"]])
+    _check_section("algo.", algo, ALGORITHMS[algo["name"]])

@@ -1,0 +1,1 @@
+"""Environment families: one module each, every quantity batched over agents (leading axis)."""

@@ -1,0 +1,219 @@
+"""Tabular heterogeneous MDPs: N agents that share states and actions but not rewards or transitions.
+
+Agent ``i`` sees rewards ``R_i = (1-h_r)·R_common + h_r·R_i^local`` in [0,1] and transitions
+``P_i = (1-h_p)·P_common + h_p·P_i^local``; every agent starts from the uniform distribution ρ. Policies are
+tabular softmax, ``π_θ(a|s) ∝ exp θ[s,a]``; every quantity carries the agent index on its leading axis, so
+``θ`` is ``(N, S, A)`` and one call evaluates, differentiates or samples for all agents at once.
+
+Exact evaluation follows the policy gradient theorem with the discounted occupancy ``d = ρᵀ(I − γP_π)^{-1}``;
+the sampled estimator is Fast-FedPG's Eq. (5), the truncated REINFORCE gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def softmax(theta: np.ndarray) -> np.ndarray:
+    """Row-wise softmax over the last (action) axis, stable for large logits."""
+    z = np.exp(theta - theta.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def _cumulative(probabilities: np.ndarray) -> np.ndarray:
+    """Cumulative distribution over the last axis, closed at exactly 1 so that inverse sampling stays in range."""
+    cdf = np.cumsum(probabilities, axis=-1)
+    cdf[..., -1] = 1.0
+    return cdf
+
+
+@dataclass
+class TabularFamily:
+    """A family of N tabular MDPs with common state and action spaces.
+
+    rewards: ``(N, S, A)`` in [0, 1]; transitions: ``(N, S, A, S)`` (a broadcast view when shared);
+    initial: ``(S,)``; ``shared_transitions`` is True when all agents have the same kernel.
+    """
+
+    rewards: np.ndarray
+    transitions: np.ndarray
+    initial: np.ndarray
+    gamma: float
+    shared_transitions: bool
+    transition_cdf: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # per-(agent, state, action) next-state CDFs as rows of a (N·S·A, S) table, for inverse sampling
+        self.transition_cdf = _cumulative(np.asarray(self.transitions, dtype=float)).reshape(-1, self.n_states)
+
+    @property
+    def n_agents(self) -> int:
+        return self.rewards.shape[0]
+
+    @property
+    def n_states(self) -> int:
+        return self.rewards.shape[1]
+
+    @property
+    def n_actions(self) -> int:
+        return self.rewards.shape[2]
+
+    # ---- exact evaluation -------------------------------------------------------------------------------
+    def _policy_evaluation(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+        """π, V_i^π, Q_i^π and the discounted occupancy d_i for per-agent parameters ``theta`` (N, S, A)."""
+        pi = softmax(theta)
+        p_pi = np.einsum("nsa,nsat->nst", pi, self.transitions)
+        r_pi = np.einsum("nsa,nsa->ns", pi, self.rewards)
+        resolvent = np.eye(self.n_states) - self.gamma * p_pi
+        values = np.linalg.solve(resolvent, r_pi[..., None])[..., 0]
+        q_values = self.rewards + self.gamma * np.einsum("nsat,nt->nsa", self.transitions, values)
+        rho = np.broadcast_to(self.initial, (self.n_agents, self.n_states))[..., None]
+        occupancy = np.linalg.solve(np.swapaxes(resolvent, 1, 2), rho)[..., 0]
+        return pi, values, q_values, occupancy
+
+    def objective(self, theta: np.ndarray) -> np.ndarray:
+        """``J_i(θ_i) = ρᵀ V_i^{π_{θ_i}}`` for every agent: ``theta`` (N, S, A) → (N,)."""
+        _, values, _, _ = self._policy_evaluation(theta)
+        return values @ self.initial
+
+    def gradient(self, theta: np.ndarray) -> np.ndarray:
+        """Exact ``∇J_i(θ_i)`` (policy gradient theorem): ``∂J/∂θ[s,a] = d(s) π(a|s) (Q(s,a) − V(s))``."""
+        return self.objective_and_gradient(theta)[1]
+
+    def objective_and_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both ``J_i(θ_i)`` (N,) and ``∇J_i(θ_i)`` (N, S, A) from one policy evaluation."""
+        pi, values, q_values, occupancy = self._policy_evaluation(theta)
+        advantage = q_values - values[..., None]
+        return values @ self.initial, occupancy[..., None] * pi * advantage
+
+    def optimal_objective(self) -> float | None:
+        """``J*`` of the average MDP, or None when transitions differ across agents.
+
+        With a shared kernel the global objective ``J = mean_i J_i`` is the objective of the MDP with the mean
+        reward (Fast-FedPG, Proposition 1), so its optimum is found exactly by policy iteration.
+        """
+        if not self.shared_transitions:
+            return None
+        rewards, transitions = self.rewards.mean(axis=0), self.transitions[0]
+        states = np.arange(self.n_states)
+        policy = np.zeros(self.n_states, dtype=int)
+        for _ in range(10 * self.n_states * self.n_actions + 100):
+            p_pi, r_pi = transitions[states, policy], rewards[states, policy]
+            values = np.linalg.solve(np.eye(self.n_states) - self.gamma * p_pi, r_pi)
+            q_values = rewards + self.gamma * transitions @ values
+            improved = q_values.argmax(axis=1)
+            # keep the current action on ties so that the iteration terminates
+            stable = q_values[states, improved] <= q_values[states, policy] + 1e-12
+            if stable.all():
+                break
+            policy = np.where(stable, policy, improved)
+        return float(values @ self.initial)
+
+    # ---- sampling ---------------------------------------------------------------------------------------
+    def sample_gradient(
+        self, theta: np.ndarray, batch_size: int, horizon: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """Truncated REINFORCE estimate, Fast-FedPG Eq. (5), for every agent at its own ``θ_i``.
+
+        ``ĝ_i = (1/M) Σ_m [Σ_{t<K} γ^t r_t] · [Σ_{k<K} ∇log π(a_k|s_k)]`` over M = ``batch_size`` trajectories
+        of K = ``horizon`` steps from ρ; unbiased for the gradient of ``J_i^K = E[Σ_{t<K} γ^t r_t]``.
+        All N·M trajectories advance together, one vectorised step per time step. For softmax policies
+        ``Σ_k ∇log π(a_k|s_k) = C − diag(C·1)·π`` with C the trajectory's (s, a) visit counts, so the estimate is
+        one weighted count of visited pairs.
+        """
+        n, s_count, a_count = theta.shape
+        pi = softmax(theta)
+        policy_cdf = _cumulative(pi).reshape(n * s_count, a_count)
+        flat_rewards = self.rewards.reshape(-1)
+        chains = n * batch_size
+        agent_rows = np.repeat(np.arange(n) * s_count, batch_size)
+        uniforms = rng.random((horizon, 2, chains))
+        states = np.searchsorted(_cumulative(self.initial), rng.random(chains), side="right")
+        returns = np.zeros(chains)
+        visited = np.empty((horizon, chains), dtype=np.int64)
+        discount = 1.0
+        for step in range(horizon):
+            rows = agent_rows + states
+            actions = (policy_cdf[rows] <= uniforms[step, 0, :, None]).sum(axis=1)
+            pairs = rows * a_count + actions
+            returns += discount * flat_rewards[pairs]
+            visited[step] = pairs
+            if step + 1 < horizon:
+                states = (self.transition_cdf[pairs] <= uniforms[step, 1, :, None]).sum(axis=1)
+            discount *= self.gamma
+        weights = np.broadcast_to(returns, (horizon, chains)).reshape(-1)
+        weighted = np.bincount(visited.reshape(-1), weights=weights, minlength=n * s_count * a_count)
+        weighted = weighted.reshape(n, s_count, a_count)
+        return (weighted - weighted.sum(axis=-1, keepdims=True) * pi) / batch_size
+
+
+def _mix(common: np.ndarray, local: np.ndarray, heterogeneity: float) -> np.ndarray:
+    return (1.0 - heterogeneity) * common + heterogeneity * local
+
+
+def make_family(
+    n_agents: int,
+    n_states: int,
+    n_actions: int,
+    gamma: float,
+    reward_heterogeneity: float,
+    transition_heterogeneity: float,
+    mdp_seed: int,
+) -> TabularFamily:
+    """Draw a heterogeneous family from ``mdp_seed``: uniform rewards, Dirichlet(1) next-state rows.
+
+    The common tables are drawn first, so the same ``mdp_seed`` gives the same average structure whatever
+    the heterogeneity levels; with ``transition_heterogeneity = 0`` the kernel is exactly shared.
+    """
+    rng = np.random.default_rng(mdp_seed)
+    shape = (n_states, n_actions)
+    common_rewards = rng.random(shape)
+    common_transitions = rng.dirichlet(np.ones(n_states), size=shape)
+    local_rewards = rng.random((n_agents, *shape))
+    local_transitions = rng.dirichlet(np.ones(n_states), size=(n_agents, *shape))
+    shared = transition_heterogeneity == 0
+    if shared:
+        transitions = np.broadcast_to(common_transitions, (n_agents, *shape, n_states))
+    else:
+        transitions = _mix(common_transitions, local_transitions, transition_heterogeneity)
+    return TabularFamily(
+        rewards=_mix(common_rewards, local_rewards, reward_heterogeneity),
+        transitions=transitions,
+        initial=np.full(n_states, 1.0 / n_states),
+        gamma=gamma,
+        shared_transitions=shared,
+    )
+
+
+class ExactMetrics:
+    """Exact per-round metrics of a tabular run, from the model itself (no sampling).
+
+    Global, at the server point θ̄: ``objective`` J(θ̄) = mean_i J_i(θ̄), ``gap`` J* − J(θ̄) (None when J* is
+    unknown, i.e. transitions differ), ``grad_norm`` ‖∇J(θ̄)‖, and ``local_objective`` mean_i J_i(θ_i) at the
+    agents' own parameters. Per agent: ``objective`` J_i(θ_i) and ``grad_norm`` ‖∇J_i(θ_i)‖.
+    """
+
+    def __init__(self, family: TabularFamily) -> None:
+        self.family = family
+        self.optimum = family.optimal_objective()
+
+    def __call__(
+        self, theta_bar: np.ndarray, agent_params: np.ndarray
+    ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+        n = self.family.n_agents
+        global_values, global_gradients = self.family.objective_and_gradient(np.broadcast_to(theta_bar, (n, *theta_bar.shape)))
+        objective = float(global_values.mean())
+        agent_values, agent_gradients = self.family.objective_and_gradient(agent_params)
+        metrics = {
+            "objective": objective,
+            "gap": None if self.optimum is None else self.optimum - objective,
+            "grad_norm": float(np.linalg.norm(global_gradients.mean(axis=0))),
+            "local_objective": float(agent_values.mean()),
+        }
+        per_agent = {
+            "objective": agent_values,
+            "grad_norm": np.linalg.norm(agent_gradients.reshape(n, -1), axis=1),
+        }
+        return metrics, per_agent

@@ -1,0 +1,103 @@
+"""Run-dir writers: ``metrics.csv`` and ``agent_metrics.csv`` flushed row by row, ``summary.json`` atomically.
+
+A run killed at any moment leaves complete CSV rows up to its last round and a valid ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# the columns every metrics.csv starts with, in this order (ARCHITECTURE.md, run-dir contract)
+LEADING_COLUMNS = ("round", "samples", "samples_per_agent", "comm_floats", "wall_s")
+VERSIONED_PACKAGES = ("fedrl", "numpy", "hydra-core", "omegaconf", "torch", "gymnasium")
+
+
+def _cell(value: Any) -> Any:
+    """Empty for unknown values (None, NaN is kept as 'nan' so a divergence stays visible)."""
+    return "" if value is None else value
+
+
+class CsvLog:
+    """A CSV file written one row at a time; each row is flushed so a killed run keeps it."""
+
+    def __init__(self, path: Path, columns: list[str]) -> None:
+        self.columns = columns
+        self._file = open(path, "w", newline="")  # noqa: SIM115 - closed in close()
+        self._writer = csv.writer(self._file)
+        self._write(columns)
+
+    def _write(self, cells: list[Any]) -> None:
+        self._writer.writerow(cells)
+        self._file.flush()
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._write([_cell(row.get(column)) for column in self.columns])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` through a temp file and a rename, so readers never see half a file."""
+    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            json.dump(_jsonable(data), handle, indent=2)
+            handle.write("\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as strings; numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def environment_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages a result depends on."""
+    versions = {"python": sys.version.split()[0]}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def git_commit() -> str | None:
+    """The commit of the fedrl source tree, when it is a git checkout (``+dirty`` with local changes)."""
+    source = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+        if commit.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
