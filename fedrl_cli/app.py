@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,19 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("fedrl")
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """How one job of this process ended: ``completed``, ``failed`` (exit 1) or ``bad_input`` (exit 2)."""
+
+    status: str
+    run_dir: Path
+    message: str = ""
+
+
+# the jobs run in this process, in order; the CLI reads them to choose its exit code
+OUTCOMES: list[Outcome] = []
+
+
 def _tabular_policy_gradient(cfg: dict[str, Any]) -> tuple[Callable[[], None], Callable[[], Measurement]]:
     """Fast-FedPG, FedAvg PG or local PG on a tabular family: the round step and the measurement."""
     from fedrl_cli.algos.common import GradientOracle
@@ -39,8 +53,9 @@ def _tabular_policy_gradient(cfg: dict[str, Any]) -> tuple[Callable[[], None], C
 
     env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
     family = make_family(n_agents, **{key: value for key, value in env.items() if key != "name"})
-    oracle = GradientOracle(family, algo["gradient"], algo["batch_size"], algo["horizon"],
-                            np.random.default_rng(cfg["seed"]))
+    oracle = GradientOracle(
+        family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
+    )
     theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
     common = dict(oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
     if algo["name"] == "local_pg":
@@ -94,15 +109,20 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         raise ConfigError(str(error).splitlines()[0]) from error
     record()
     algo, env = config["algo"]["name"], config["env"]["name"]
-    log.info("fedrl: %s on %s, %d agents, %d rounds → %s", algo, env, config["n_agents"],
-             config["algo"]["rounds"], run_dir)
+    log.info(
+        "fedrl: %s on %s, %d agents, %d rounds → %s",
+        algo,
+        env,
+        config["n_agents"],
+        config["algo"]["rounds"],
+        run_dir,
+    )
     step, measure = BUILDERS[env](config)
     try:
         with RoundProgress(config["algo"]["rounds"], config["progress"], f"{algo}/{env}") as progress:
             final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
     except RunFailed as error:
         record(status="failed", error=str(error), finished=_now())
-        log.error("fedrl: run failed: %s (run dir %s)", error, run_dir)
         raise
     except BaseException as error:
         reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
@@ -116,5 +136,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point: one job of a run or of a sweep."""
-    run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    """Hydra entry point: one job of a run or of a sweep. Bad input and failed runs are recorded in
+    ``OUTCOMES`` (and the run dir), not raised, so that the other jobs of a sweep still run."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        run_experiment(cfg, run_dir)
+    except ConfigError as error:
+        OUTCOMES.append(Outcome("bad_input", run_dir, str(error)))
+    except RunFailed as error:
+        OUTCOMES.append(Outcome("failed", run_dir, str(error)))
+    else:
+        OUTCOMES.append(Outcome("completed", run_dir))

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import typer
 
-from fedrl_cli.errors import ConfigError, RunFailed
-
 CONF_DIR = Path(__file__).resolve().parent / "conf"
-GROUPS = {"env": "environment families", "algo": "algorithms", "sweep": "sweep presets (use with -m +sweep=NAME)"}
+GROUPS = {
+    "env": "environment families",
+    "algo": "algorithms",
+    "sweep": "sweep presets (use with -m +sweep=NAME)",
+}
 
 app = typer.Typer(
     help="fedrl: federated reinforcement learning experiments. Run `fedrl run --help` for the config groups.",
@@ -30,26 +32,42 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
-def _options(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
-
-
 def _one_line(error: BaseException) -> str:
     """Hydra's composition errors as one line naming the override and what is allowed."""
     text = str(error)
-    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    missing = re.search(r"Could not find '(.+)/([^'/]*)'", text)
     if missing:
         group, option = missing.groups()
-        choices = _options(group)
-        if choices:
-            return f"{group}={option} is not allowed: it must be one of {', '.join(choices)}"
-        return f"{group}={option}: there is no config group '{group}'"
+        choices = re.findall(r"^\t(\S+)$", text.split("Available options", 1)[-1], flags=re.MULTILINE)
+        allowed = f"it must be one of {', '.join(choices)}" if choices else f"'{group}' has no options"
+        return (
+            f"{group}={option!r} is not allowed: {allowed}"
+            if not option
+            else f"{group}={option} is not allowed: {allowed}"
+        )
     not_in_struct = re.search(r"Could not override '([^']+)'", text)
     if not_in_struct:
         key = not_in_struct.group(1)
         return f"{key}: unknown key (see `fedrl run --help` for the keys; `+{key}=...` adds a new one)"
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines) if lines else type(error).__name__
+
+
+def _exit_code(outcomes: list) -> int:
+    """Report the jobs this process ran; 2 if any had bad input, 1 if any failed, else 0."""
+    bad = [o for o in outcomes if o.status == "bad_input"]
+    failed = [o for o in outcomes if o.status == "failed"]
+    for outcome in bad[:1]:
+        typer.echo(f"fedrl: error: {outcome.message}", err=True)
+    for outcome in failed:
+        typer.echo(f"fedrl: run failed: {outcome.message} (see {outcome.run_dir / 'summary.json'})", err=True)
+    if len(outcomes) > 1:
+        done = len(outcomes) - len(bad) - len(failed)
+        typer.echo(
+            f"fedrl: sweep of {len(outcomes)} jobs: {done} completed, {len(failed)} failed, {len(bad)} with bad input",
+            err=True,
+        )
+    return 2 if bad else 1 if failed else 0
 
 
 @app.command(
@@ -69,14 +87,14 @@ def run(ctx: typer.Context) -> None:
 
     sys.argv = ["fedrl", *ctx.args]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
+    task.OUTCOMES.clear()
     try:
         task.main()
-    except ConfigError as error:
-        raise _fail(str(error), 2) from None
-    except RunFailed as error:
-        raise _fail(f"run failed: {error}", 1) from None
     except (HydraException, OmegaConfBaseException) as error:
         raise _fail(_one_line(error), 2) from None
+    code = _exit_code(task.OUTCOMES)
+    if code:
+        raise typer.Exit(code)
 
 
 def _description(path: Path) -> str:

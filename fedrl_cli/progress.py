@@ -13,8 +13,11 @@ class RoundProgress:
         self._bar = None
         if enabled and sys.stderr.isatty():
             self._bar = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), TextColumn("{task.fields[status]}"),
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[status]}"),
             )
             self._task = self._bar.add_task(label, total=total, status="")
 

@@ -57,9 +57,7 @@ class GradientOracle:
         return self.family.sample_gradient(theta, self.batch_size, self.horizon, self.rng)
 
 
-def server_average(
-    channel: Channel, theta_bar: np.ndarray, local: np.ndarray, global_lr: float
-) -> np.ndarray:
+def server_average(channel: Channel, theta_bar: np.ndarray, local: np.ndarray, global_lr: float) -> np.ndarray:
     """Agents send ``θ_{i,H} − θ̄``; the server steps ``θ̄ + α_g · mean_i(θ_{i,H} − θ̄)`` (Fast-FedPG Eq. (7))
     and broadcasts the new ``θ̄``."""
     deltas = channel.up(local - theta_bar)

@@ -22,11 +22,20 @@ def softmax(theta: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def _cumulative(probabilities: np.ndarray) -> np.ndarray:
-    """Cumulative distribution over the last axis, closed at exactly 1 so that inverse sampling stays in range."""
-    cdf = np.cumsum(probabilities, axis=-1)
-    cdf[..., -1] = 1.0
-    return cdf
+def _cdf_columns(probabilities: np.ndarray) -> list[np.ndarray]:
+    """The cumulative distribution over the last axis as contiguous columns, each over all flattened rows;
+    the last column (1) is left out."""
+    cdf = np.cumsum(probabilities, axis=-1).reshape(-1, probabilities.shape[-1])
+    return [np.ascontiguousarray(cdf[:, j]) for j in range(cdf.shape[1] - 1)]
+
+
+def _inverse_sample(cdf_columns: list[np.ndarray], rows: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draws, one per entry of ``rows``: the category of row ``rows[k]`` that ``uniforms[k]`` falls
+    in, i.e. how many of the row's cumulative values lie at or below it (one vectorised pass per category)."""
+    drawn = np.zeros(rows.shape, dtype=np.intp)
+    for column in cdf_columns:
+        drawn += column.take(rows) <= uniforms
+    return drawn
 
 
 @dataclass
@@ -42,11 +51,11 @@ class TabularFamily:
     initial: np.ndarray
     gamma: float
     shared_transitions: bool
-    transition_cdf: np.ndarray = field(init=False, repr=False)
+    transition_cdf: list[np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        # per-(agent, state, action) next-state CDFs as rows of a (N·S·A, S) table, for inverse sampling
-        self.transition_cdf = _cumulative(np.asarray(self.transitions, dtype=float)).reshape(-1, self.n_states)
+        # next-state CDFs of every (agent, state, action) row, kept for inverse sampling
+        self.transition_cdf = _cdf_columns(np.asarray(self.transitions, dtype=float))
 
     @property
     def n_agents(self) -> int:
@@ -112,9 +121,7 @@ class TabularFamily:
         return float(values @ self.initial)
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def sample_gradient(
-        self, theta: np.ndarray, batch_size: int, horizon: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def sample_gradient(self, theta: np.ndarray, batch_size: int, horizon: int, rng: np.random.Generator) -> np.ndarray:
         """Truncated REINFORCE estimate, Fast-FedPG Eq. (5), for every agent at its own ``θ_i``.
 
         ``ĝ_i = (1/M) Σ_m [Σ_{t<K} γ^t r_t] · [Σ_{k<K} ∇log π(a_k|s_k)]`` over M = ``batch_size`` trajectories
@@ -125,23 +132,23 @@ class TabularFamily:
         """
         n, s_count, a_count = theta.shape
         pi = softmax(theta)
-        policy_cdf = _cumulative(pi).reshape(n * s_count, a_count)
+        policy_cdf = _cdf_columns(pi)
         flat_rewards = self.rewards.reshape(-1)
         chains = n * batch_size
         agent_rows = np.repeat(np.arange(n) * s_count, batch_size)
         uniforms = rng.random((horizon, 2, chains))
-        states = np.searchsorted(_cumulative(self.initial), rng.random(chains), side="right")
+        states = _inverse_sample(_cdf_columns(self.initial), np.zeros(chains, dtype=np.intp), rng.random(chains))
         returns = np.zeros(chains)
         visited = np.empty((horizon, chains), dtype=np.int64)
         discount = 1.0
         for step in range(horizon):
             rows = agent_rows + states
-            actions = (policy_cdf[rows] <= uniforms[step, 0, :, None]).sum(axis=1)
+            actions = _inverse_sample(policy_cdf, rows, uniforms[step, 0])
             pairs = rows * a_count + actions
             returns += discount * flat_rewards[pairs]
             visited[step] = pairs
             if step + 1 < horizon:
-                states = (self.transition_cdf[pairs] <= uniforms[step, 1, :, None]).sum(axis=1)
+                states = _inverse_sample(self.transition_cdf, pairs, uniforms[step, 1])
             discount *= self.gamma
         weights = np.broadcast_to(returns, (horizon, chains)).reshape(-1)
         weighted = np.bincount(visited.reshape(-1), weights=weights, minlength=n * s_count * a_count)
@@ -203,7 +210,9 @@ class ExactMetrics:
         self, theta_bar: np.ndarray, agent_params: np.ndarray
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
         n = self.family.n_agents
-        global_values, global_gradients = self.family.objective_and_gradient(np.broadcast_to(theta_bar, (n, *theta_bar.shape)))
+        global_values, global_gradients = self.family.objective_and_gradient(
+            np.broadcast_to(theta_bar, (n, *theta_bar.shape))
+        )
         objective = float(global_values.mean())
         agent_values, agent_gradients = self.family.objective_and_gradient(agent_params)
         metrics = {

@@ -1,0 +1,176 @@
+"""The `fedrl` command end to end, in subprocesses with tiny budgets: run-dir contract, sweeps, errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import fedrl
+
+TINY = ("algo.rounds=3", "algo.batch_size=4", "algo.horizon=5", "n_agents=2", "progress=false")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def run_dir(tmp_path: Path, name: str = "run") -> str:
+    return f"hydra.run.dir={tmp_path / name}"
+
+
+def test_run_writes_the_run_dir_contract(tmp_path: Path) -> None:
+    result = fedrl("run", "algo=fastfedpg", "env=tabular", *TINY, run_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "run"
+    assert yaml.safe_load((out / ".hydra" / "config.yaml").read_text())["algo"]["name"] == "fastfedpg"
+    assert "n_agents=2" in yaml.safe_load((out / ".hydra" / "overrides.yaml").read_text())
+
+    rows = read_csv(out / "metrics.csv")
+    with open(out / "metrics.csv") as handle:
+        header = handle.readline().strip().split(",")
+    assert header[:8] == [
+        "round",
+        "samples",
+        "samples_per_agent",
+        "comm_floats",
+        "wall_s",
+        "objective",
+        "gap",
+        "grad_norm",
+    ]
+    assert [int(r["round"]) for r in rows] == [0, 1, 2, 3]
+    samples = [int(r["samples"]) for r in rows]
+    # ĝ(θ̄⁰) at round 0, then H local estimates and one at θ̄ per round: 2 agents · 4 trajectories · 5 steps each
+    assert samples == [40 * (1 + 6 * t) for t in range(4)]
+    assert [int(r["samples_per_agent"]) for r in rows] == [s // 2 for s in samples]
+    assert [int(r["comm_floats"]) for r in rows] == [2 * 2 * 15 * (1 + 2 * t) for t in range(4)]
+    assert all(float(r["gap"]) > 0 for r in rows)
+    assert float(rows[-1]["objective"]) > float(rows[0]["objective"])
+
+    agents = read_csv(out / "agent_metrics.csv")
+    assert [(int(r["round"]), int(r["agent"])) for r in agents] == [(t, i) for t in range(4) for i in range(2)]
+    assert {"objective", "grad_norm"} <= set(agents[0])
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed"
+    assert summary["final"]["round"] == 3
+    assert summary["final"]["objective"] == pytest.approx(float(rows[-1]["objective"]))
+    assert summary["config"]["algo"]["local_steps"] == 5
+    assert {"python", "numpy", "hydra-core"} <= set(summary["versions"])
+    assert summary["wall_s"] > 0
+
+
+def test_heterogeneous_transitions_leave_gap_empty(tmp_path: Path) -> None:
+    result = fedrl("run", "algo=local_pg", "env.transition_heterogeneity=0.5", *TINY, run_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert all(r["gap"] == "" for r in rows)
+    assert all(float(r["grad_norm"]) > 0 for r in rows)
+    assert all(int(r["comm_floats"]) == 0 for r in rows)
+
+
+def test_same_seed_same_numbers(tmp_path: Path) -> None:
+    tables = []
+    for name in ("a", "b"):
+        result = fedrl("run", "algo=fedavg_pg", "seed=7", *TINY, run_dir(tmp_path, name), cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        rows = read_csv(tmp_path / name / "metrics.csv")
+        tables.append([{k: v for k, v in r.items() if k != "wall_s"} for r in rows])
+    assert tables[0] == tables[1]
+    other = fedrl("run", "algo=fedavg_pg", "seed=8", *TINY, run_dir(tmp_path, "c"), cwd=tmp_path)
+    assert other.returncode == 0
+    assert read_csv(tmp_path / "c" / "metrics.csv")[-1]["objective"] != tables[0][-1]["objective"]
+
+
+def test_multirun_makes_one_run_dir_per_job(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    result = fedrl(
+        "run",
+        "-m",
+        "algo=fastfedpg,fedavg_pg",
+        "n_agents=1,2",
+        "algo.rounds=2",
+        "algo.batch_size=2",
+        "algo.horizon=3",
+        "progress=false",
+        f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    summaries = sorted(sweep.glob("*/summary.json"))
+    assert len(summaries) == 4
+    jobs = {
+        (s["config"]["algo"]["name"], s["config"]["n_agents"]) for s in map(json.loads, map(Path.read_text, summaries))
+    }
+    assert jobs == {("fastfedpg", 1), ("fastfedpg", 2), ("fedavg_pg", 1), ("fedavg_pg", 2)}
+    for path in summaries:
+        assert json.loads(path.read_text())["status"] == "completed"
+        assert len(read_csv(path.parent / "metrics.csv")) == 3
+
+
+BAD_INPUTS = {
+    "algo=nope": "algo=nope",
+    "env=nope": "env=nope",
+    "n_agents=0": "n_agents=0",
+    "n_agents=abc": "n_agents='abc'",
+    "env.gamma=1.0": "env.gamma=1.0",
+    "env.gamma=-0.1": "env.gamma=-0.1",
+    "env.reward_heterogeneity=1.5": "env.reward_heterogeneity=1.5",
+    "env.transition_heterogeneity=-1": "env.transition_heterogeneity=-1",
+    "algo.local_steps=0": "algo.local_steps=0",
+    "algo.rounds=-1": "algo.rounds=-1",
+    "algo.lr=0": "algo.lr=0",
+    "algo.lr=-0.5": "algo.lr=-0.5",
+    "algo.batch_size=0": "algo.batch_size=0",
+    "algo.horizon=0": "algo.horizon=0",
+    "algo.gradient=approximate": "algo.gradient='approximate'",
+    "n_agent=3": "n_agent",
+    "+algo.momentum=0.9": "algo.momentum",
+    "progress=maybe": "progress='maybe'",
+}
+
+
+@pytest.mark.parametrize("override", BAD_INPUTS)
+def test_bad_input_exits_2_with_one_line(tmp_path: Path, override: str) -> None:
+    result = fedrl("run", override, run_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("fedrl: error: ")
+    assert BAD_INPUTS[override] in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_diverging_run_fails_and_keeps_its_rows(tmp_path: Path) -> None:
+    result = fedrl(
+        "run", "algo.gradient=exact", "algo.lr=1e308", "algo.global_lr=1e308", *TINY, run_dir(tmp_path), cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["status"] == "failed"
+    assert "round 1" in summary["error"] and "nan" in summary["error"]
+    rows = read_csv(tmp_path / "run" / "metrics.csv")
+    assert [r["round"] for r in rows] == ["0", "1"]
+    assert rows[1]["objective"] == "nan"
+
+
+def test_list_help_and_cfg(tmp_path: Path) -> None:
+    listing = fedrl("list", cwd=tmp_path)
+    assert listing.returncode == 0
+    for name in ("tabular", "fastfedpg", "fedavg_pg", "local_pg"):
+        line = next(line for line in listing.stdout.splitlines() if line.strip().startswith(name))
+        assert len(line.split()) > 2  # a description follows the name
+    helped = fedrl("run", "--help", cwd=tmp_path)
+    assert helped.returncode == 0
+    assert "algo: fastfedpg, fedavg_pg, local_pg" in helped.stdout
+    assert "local_steps" in helped.stdout
+    shown = fedrl("run", "--cfg", "job", "algo=local_pg", "n_agents=3", cwd=tmp_path)
+    assert shown.returncode == 0
+    config = yaml.safe_load(shown.stdout)
+    assert config["algo"]["name"] == "local_pg" and config["n_agents"] == 3
+    assert not (tmp_path / "outputs").exists()  # --cfg runs nothing
