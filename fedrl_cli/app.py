@@ -110,7 +110,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     record()
     algo, env = config["algo"]["name"], config["env"]["name"]
     log.info(
-        "fedrl: %s on %s, %d agents, %d rounds → %s",
+        "fedrl: %s on %s, n_agents=%d, rounds=%d → %s",
         algo,
         env,
         config["n_agents"],
@@ -121,11 +121,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     try:
         with RoundProgress(config["algo"]["rounds"], config["progress"], f"{algo}/{env}") as progress:
             final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
-    except RunFailed as error:
-        record(status="failed", error=str(error), finished=_now())
-        raise
-    except BaseException as error:
-        reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
+    except BaseException as error:  # record why, then let the caller decide the exit code
+        if isinstance(error, RunFailed):
+            reason = str(error)
+        else:
+            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
         record(status="failed", error=reason, finished=_now())
         raise
     record(status="completed", final=final, finished=_now())

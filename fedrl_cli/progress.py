@@ -7,6 +7,8 @@ from types import TracebackType
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+SHOWN_METRICS = 3  # the leading metrics of a round, shown beside the bar
+
 
 class RoundProgress:
     def __init__(self, total: int, enabled: bool, label: str) -> None:
@@ -29,7 +31,8 @@ class RoundProgress:
     def update(self, completed: int, metrics: dict[str, float | None]) -> None:
         if self._bar is None:
             return
-        status = "  ".join(f"{key} {value:.4g}" for key, value in metrics.items() if value is not None)
+        shown = [(key, value) for key, value in metrics.items() if value is not None][:SHOWN_METRICS]
+        status = "  ".join(f"{key} {value:.4g}" for key, value in shown)
         self._bar.update(self._task, completed=completed, status=status)
 
     def __exit__(

@@ -32,14 +32,17 @@ def loop_estimator(
             state = int(np.searchsorted(initial_cdf, rng.random(), side="right"))
             total, discount, score = 0.0, 1.0, np.zeros(theta.shape[1:])
             for _ in range(horizon):
-                action = min(int(np.searchsorted(policy_cdf[agent, state], rng.random(), side="right")),
-                             theta.shape[2] - 1)
+                action = min(
+                    int(np.searchsorted(policy_cdf[agent, state], rng.random(), side="right")), theta.shape[2] - 1
+                )
                 total += discount * family.rewards[agent, state, action]
                 score[state] -= pi[agent, state]
                 score[state, action] += 1.0
                 discount *= family.gamma
-                state = min(int(np.searchsorted(transition_cdf[agent, state, action], rng.random(), side="right")),
-                            theta.shape[1] - 1)
+                state = min(
+                    int(np.searchsorted(transition_cdf[agent, state, action], rng.random(), side="right")),
+                    theta.shape[1] - 1,
+                )
             grad[agent] += total * score
     return grad / batch_size
 
@@ -67,8 +70,9 @@ def measure(n_agents: int, batch_size: int, horizon: int, local_steps: int, seco
         return per_estimate
 
     oracle = GradientOracle(family, "sampled", batch_size, horizon, rng)
-    algorithm = FastFedPG(oracle=oracle, theta_bar=np.zeros((5, 4)), n_agents=n_agents, local_steps=local_steps,
-                          lr=0.1, global_lr=1.0)
+    algorithm = FastFedPG(
+        oracle=oracle, theta_bar=np.zeros((5, 4)), n_agents=n_agents, local_steps=local_steps, lr=0.1, global_lr=1.0
+    )
 
     def rounds() -> int:
         before = oracle.samples
@@ -94,8 +98,10 @@ def main() -> None:
     print(f"{'per-transition Python loop (N=4, M=20)':34} {reference:>12,.0f}/s {'':>14} {1:>8.1f}x")
     for label, n_agents, batch_size in (("small: N=4, M=20", 4, 20), ("large: N=4, M=2500 (N·M=10,000)", 4, 2500)):
         found = measure(n_agents, batch_size, 20, 5, args.seconds)
-        print(f"{label:34} {found['estimator']:>12,.0f}/s {found['fastfedpg']:>12,.0f}/s "
-              f"{found['estimator'] / reference:>8.0f}x")
+        print(
+            f"{label:34} {found['estimator']:>12,.0f}/s {found['fastfedpg']:>12,.0f}/s "
+            f"{found['estimator'] / reference:>8.0f}x"
+        )
 
 
 if __name__ == "__main__":
