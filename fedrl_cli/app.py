@@ -1,8 +1,9 @@
 """The Hydra task: config → environment family + algorithm → federated round loop → run dir.
 
 ``main`` is a module-level ``@hydra.main`` task, so multirun and launcher plugins work; the CLI calls it after
-rewriting ``sys.argv``. Bad config raises :class:`ConfigError`, a failed run :class:`RunFailed`; either way the
-run dir's ``summary.json`` says why.
+rewriting ``sys.argv``. A job never raises for bad input or a failed run: its ``summary.json`` records the
+status and why (``error_type``: ``bad_input``, ``diverged``, ``error`` or ``interrupted``), so the other jobs
+of a sweep go on, whatever the launcher. :class:`RecordRunDirs` tells the CLI where to read the outcomes.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,11 @@ from typing import Any
 import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from fedrl_cli.config import validate
-from fedrl_cli.errors import ConfigError, RunFailed
+from fedrl_cli.errors import ConfigError, Diverged, RunFailed
 from fedrl_cli.federation import Measurement, run_rounds
 from fedrl_cli.metrics import environment_versions, git_commit, write_json_atomic
 from fedrl_cli.progress import RoundProgress
@@ -30,17 +31,18 @@ CONF_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("fedrl")
 
 
-@dataclass(frozen=True)
-class Outcome:
-    """How one job of this process ended: ``completed``, ``failed`` (exit 1) or ``bad_input`` (exit 2)."""
-
-    status: str
-    run_dir: Path
-    message: str = ""
+# the run dirs (one run) or sweep dirs (multirun) this process launched; the CLI reads their summaries
+LAUNCHED: list[Path] = []
 
 
-# the jobs run in this process, in order; the CLI reads them to choose its exit code
-OUTCOMES: list[Outcome] = []
+class RecordRunDirs(Callback):
+    """Hydra callback, called in the launching process once a run or a whole sweep has ended."""
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        LAUNCHED.append(Path(config.hydra.runtime.output_dir))
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        LAUNCHED.append(Path(config.hydra.sweep.dir))
 
 
 def _tabular_policy_gradient(cfg: dict[str, Any]) -> tuple[Callable[[], None], Callable[[], Measurement]]:
@@ -101,12 +103,10 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         config = OmegaConf.to_container(cfg, resolve=True)
         summary["config"] = config
         validate(config)
-    except ConfigError as error:
-        record(status="failed", error=str(error), finished=_now())
-        raise
-    except Exception as error:  # e.g. an interpolation that cannot resolve
-        record(status="failed", error=str(error), finished=_now())
-        raise ConfigError(str(error).splitlines()[0]) from error
+    except Exception as error:  # a bad value, or an interpolation that cannot resolve
+        message = str(error) if isinstance(error, ConfigError) else str(error).splitlines()[0]
+        record(status="failed", error_type="bad_input", error=message, finished=_now())
+        raise ConfigError(message) from error
     record()
     algo, env = config["algo"]["name"], config["env"]["name"]
     log.info(
@@ -121,12 +121,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     try:
         with RoundProgress(config["algo"]["rounds"], config["progress"], f"{algo}/{env}") as progress:
             final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
-    except BaseException as error:  # record why, then let the caller decide the exit code
+    except BaseException as error:  # record why, then let the caller decide what follows
         if isinstance(error, RunFailed):
-            reason = str(error)
+            kind, reason = ("diverged" if isinstance(error, Diverged) else "error"), str(error)
+        elif isinstance(error, KeyboardInterrupt):
+            kind, reason = "interrupted", "interrupted"
         else:
-            reason = "interrupted" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: {error}"
-        record(status="failed", error=reason, finished=_now())
+            kind, reason = "error", f"{type(error).__name__}: {error}"
+        record(status="failed", error_type=kind, error=reason, finished=_now())
         raise
     record(status="completed", final=final, finished=_now())
     shown = ", ".join(f"{k}={v:.6g}" for k, v in final.items() if isinstance(v, float) and k != "wall_s")
@@ -136,14 +138,11 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
-    """Hydra entry point: one job of a run or of a sweep. Bad input and failed runs are recorded in
-    ``OUTCOMES`` (and the run dir), not raised, so that the other jobs of a sweep still run."""
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    """Hydra entry point: one job of a run or of a sweep. Failures are recorded in the run dir, not raised,
+    so that the other jobs of a sweep still run."""
     try:
-        run_experiment(cfg, run_dir)
-    except ConfigError as error:
-        OUTCOMES.append(Outcome("bad_input", run_dir, str(error)))
-    except RunFailed as error:
-        OUTCOMES.append(Outcome("failed", run_dir, str(error)))
-    else:
-        OUTCOMES.append(Outcome("completed", run_dir))
+        run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except (ConfigError, RunFailed):
+        pass  # summary.json says why; the CLI reports it
+    except Exception:
+        log.exception("fedrl: the run crashed")

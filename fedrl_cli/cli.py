@@ -10,6 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -53,18 +54,21 @@ def _one_line(error: BaseException) -> str:
     return " ".join(lines) if lines else type(error).__name__
 
 
-def _exit_code(outcomes: list) -> int:
-    """Report the jobs this process ran; 2 if any had bad input, 1 if any failed, else 0."""
-    bad = [o for o in outcomes if o.status == "bad_input"]
-    failed = [o for o in outcomes if o.status == "failed"]
-    for outcome in bad[:1]:
-        typer.echo(f"fedrl: error: {outcome.message}", err=True)
-    for outcome in failed:
-        typer.echo(f"fedrl: run failed: {outcome.message} (see {outcome.run_dir / 'summary.json'})", err=True)
-    if len(outcomes) > 1:
-        done = len(outcomes) - len(bad) - len(failed)
+def _report(launched: list[Path]) -> int:
+    """Say how the jobs under ``launched`` ended; the exit code is 2 if any had bad input, 1 if any failed."""
+    from fedrl_cli.runs import find_run_dirs, read_run
+
+    runs = [read_run(path) for path in find_run_dirs(launched)]
+    bad = [run for run in runs if run.error_type == "bad_input"]
+    failed = [run for run in runs if run.status != "completed" and run not in bad]
+    if bad:
+        typer.echo(f"fedrl: error: {bad[0].error}", err=True)
+    for run in failed:
+        typer.echo(f"fedrl: run failed: {run.error or run.status} (see {run.path / 'summary.json'})", err=True)
+    if any(path.is_dir() and not (path / "summary.json").exists() for path in launched):  # a sweep
         typer.echo(
-            f"fedrl: sweep of {len(outcomes)} jobs: {done} completed, {len(failed)} failed, {len(bad)} with bad input",
+            f"fedrl: sweep of {len(runs)} jobs: {len(runs) - len(bad) - len(failed)} completed, {len(failed)} failed, "
+            f"{len(bad)} with bad input → {', '.join(map(str, launched))}",
             err=True,
         )
     return 2 if bad else 1 if failed else 0
@@ -87,14 +91,63 @@ def run(ctx: typer.Context) -> None:
 
     sys.argv = ["fedrl", *ctx.args]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
-    task.OUTCOMES.clear()
+    task.LAUNCHED.clear()
     try:
         task.main()
     except (HydraException, OmegaConfBaseException) as error:
         raise _fail(_one_line(error), 2) from None
-    code = _exit_code(task.OUTCOMES)
+    code = _report(task.LAUNCHED)
     if code:
         raise typer.Exit(code)
+
+
+@app.command()
+def plot(
+    paths: Annotated[list[Path], typer.Argument(help="Run dirs and/or sweep dirs (searched recursively).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for figures and tables (default: <first path>/plots).")
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to plot (default: gap if present, else objective or return_mean).")
+    ] = None,
+    x: Annotated[str, typer.Option(help="x axis: round, samples, samples_per_agent, comm_floats or wall_s.")] = "round",
+    target: Annotated[
+        float | None, typer.Option(help="Level ε for the speedup (default: what the smallest N reaches at its end).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
+    include_failed: Annotated[bool, typer.Option(help="Also plot runs that failed or are still running.")] = False,
+) -> None:
+    """Figures and tables from finished runs: convergence, speedup vs agents, bias vs local steps, summary.csv.
+
+    Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`.
+    """
+    import pandas as pd
+
+    from fedrl_cli.results import NoRuns, load_results
+
+    try:
+        results = load_results(paths, include_failed=include_failed)
+    except NoRuns as error:
+        raise _fail(str(error), 2) from None
+    from fedrl_cli.plots import PlotError, make_plots  # after the quick checks: matplotlib is slow to import
+
+    try:
+        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt)
+    except PlotError as error:
+        raise _fail(str(error), 2) from None
+    loaded = len(results.runs) - len(results.skipped)
+    typer.echo(f"fedrl: {loaded} runs plotted")
+    for run in results.skipped:
+        reason = f": {run.error}" if run.error else ""
+        typer.echo(f"  skipped ({run.status}) {run.path}{reason}")
+    with pd.option_context("display.width", 160, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
+        typer.echo(report.summary.to_string(index=False))
+        if report.speedup is not None:
+            typer.echo(report.speedup.to_string(index=False))
+    for note in report.notes:
+        typer.echo(f"  {note}")
+    for file in report.files:
+        typer.echo(f"wrote {file}")
 
 
 def _description(path: Path) -> str:
@@ -128,7 +181,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """fedrl: federated reinforcement learning experiments from Hydra configs."""
 

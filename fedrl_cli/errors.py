@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class RunFailed(RuntimeError):
     """A run stopped early (divergence, an error inside the loop); its run dir records why."""
+
+
+class Diverged(RunFailed):
+    """A metric became NaN or infinite."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from fedrl_cli.errors import RunFailed
+from fedrl_cli.errors import Diverged, RunFailed
 from fedrl_cli.metrics import LEADING_COLUMNS, CsvLog
 from fedrl_cli.progress import RoundProgress
 
@@ -82,7 +82,7 @@ def run_rounds(
             progress.update(round_index, measured.metrics)
             problem = _first_non_finite(measured.metrics)
             if problem is not None:
-                raise RunFailed(f"round {round_index}: {problem} (the run diverged)")
+                raise Diverged(f"round {round_index}: {problem} (the run diverged)")
     finally:
         for log in (metrics_log, agent_log):
             if log is not None:

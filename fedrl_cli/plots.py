@@ -1,0 +1,335 @@
+"""Figures and tables from finished runs: convergence, speedup vs number of agents, bias vs local steps.
+
+Runs are grouped by their config (algorithm, N, H and every other key that varies, seeds excepted); each
+group's curve is the mean over seeds with a 95% bootstrap confidence band (scipy). Plotting never imports torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from fedrl_cli.results import Results
+
+X_AXES = {
+    "round": "round (communications)",
+    "samples": "samples (transitions, all agents)",
+    "samples_per_agent": "samples per agent (transitions)",
+    "comm_floats": "communication (floats sent up + down)",
+    "wall_s": "wall time (s)",
+}
+METRIC_LABELS = {
+    "gap": "gap J* − J(θ̄)",
+    "objective": "objective J(θ̄) (discounted return)",
+    "grad_norm": "‖∇J(θ̄)‖",
+    "local_objective": "mean_i J_i(θ_i) (discounted return)",
+    "return_mean": "training episode return",
+    "eval_return_mean": "evaluation episode return",
+}
+FORMATS = ("png", "pdf", "svg")
+# metrics where smaller is better (errors, gaps, norms, losses); every other metric is a reward
+LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss")
+SHORT_NAMES = {"n_agents": "N", "local_steps": "H", "reward_heterogeneity": "h_r", "transition_heterogeneity": "h_p"}
+LEADING_KEYS = ("algo", "env", "n_agents", "local_steps")
+BIAS_AXES = {"local_steps": "local steps H", "reward_heterogeneity": "reward heterogeneity h_r"}
+
+
+class PlotError(ValueError):
+    """A request the runs cannot answer (a metric no run has, an unknown axis)."""
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(token in metric for token in LOWER_IS_BETTER)
+
+
+def default_metric(frame: pd.DataFrame) -> str:
+    for metric in ("gap", "objective", "return_mean", "eval_return_mean"):
+        if metric in frame and frame[metric].notna().any():
+            return metric
+    raise PlotError("the runs have none of the metrics gap, objective, return_mean; choose one with --metric")
+
+
+def mean_and_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds (axis 0) of a (seeds, points) array and a 95% percentile-bootstrap interval.
+
+    With one seed the interval is the point itself; points where some seeds are missing use those present.
+    """
+    mean = np.nanmean(values, axis=0)
+    low, high = mean.copy(), mean.copy()
+    complete = ~np.isnan(values).any(axis=0)
+    if values.shape[0] >= 2 and complete.any():
+        low[complete], high[complete] = _bootstrap(values[:, complete])
+    for point in np.flatnonzero(~complete):
+        present = values[~np.isnan(values[:, point]), point]
+        if len(present) >= 2:
+            low[point], high[point] = (v[0] for v in _bootstrap(present[:, None]))
+    return mean, low, high
+
+
+def _bootstrap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if np.all(values == values[:1]):  # no spread: the interval is the value (scipy warns on degenerate data)
+        return values[0].copy(), values[0].copy()
+
+    result = stats.bootstrap(
+        (values,),
+        np.mean,
+        axis=0,
+        vectorized=True,
+        confidence_level=0.95,
+        n_resamples=2000,
+        method="percentile",
+        random_state=np.random.default_rng(0),
+    )
+    return result.confidence_interval.low, result.confidence_interval.high
+
+
+@dataclass
+class Curve:
+    """One group's seed-mean curve of a metric against rounds (and the chosen x axis)."""
+
+    keys: dict[str, object]
+    label: str
+    seeds: int
+    rounds: np.ndarray
+    x: np.ndarray
+    mean: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    final: dict[str, float] = field(default_factory=dict)
+
+
+def group_keys(results: Results) -> list[str]:
+    present = [key for key in LEADING_KEYS if key in results.frame]
+    return present + [key for key in results.varying() if key not in present]
+
+
+def _label(keys: dict[str, object], shown: list[str]) -> str:
+    parts = [str(keys["algo"])] if "algo" in keys else []
+    parts += [f"{SHORT_NAMES.get(k, k)}={keys[k]}" for k in shown if k != "algo"]
+    return " ".join(parts)
+
+
+def curves(results: Results, metric: str, x: str) -> list[Curve]:
+    frame = results.frame
+    if metric not in frame or frame[metric].isna().all():
+        numeric = [c for c in frame.select_dtypes("number") if c not in results.config_columns and c != "round"]
+        raise PlotError(f"--metric {metric}: no run has it; available: {', '.join(numeric)}")
+    keys = group_keys(results)
+    shown = [k for k in keys if k in results.varying()]
+    found = []
+    for values, part in frame.groupby(keys, sort=True, dropna=False):
+        key_values = dict(zip(keys, values, strict=True))
+        table = part.pivot_table(index="round", columns="run_dir", values=metric, dropna=False)
+        mean, low, high = mean_and_ci(table.to_numpy().T)
+        by_round = part.groupby("round")
+        last = by_round.mean(numeric_only=True).iloc[-1]
+        final = {
+            column: float(last[column]) for column in ("samples", "samples_per_agent", "comm_floats") if column in last
+        }
+        found.append(
+            Curve(
+                key_values,
+                _label(key_values, shown),
+                part["run_dir"].nunique(),
+                table.index.to_numpy(),
+                by_round[x].mean().reindex(table.index).to_numpy(),
+                mean,
+                low,
+                high,
+                final,
+            )
+        )
+    return found
+
+
+def summary_table(found: list[Curve], metric: str) -> pd.DataFrame:
+    rows = [
+        {
+            **curve.keys,
+            "seeds": curve.seeds,
+            "rounds": int(curve.rounds[-1]),
+            "metric": metric,
+            "final_mean": curve.mean[-1],
+            "final_ci_low": curve.low[-1],
+            "final_ci_high": curve.high[-1],
+            **curve.final,
+        }
+        for curve in found
+    ]
+    return pd.DataFrame(rows)
+
+
+def steps_to_target(curve: Curve, target: float, lower: bool) -> tuple[float, float]:
+    """The first round, and the x value, at which the seed-mean curve reaches ``target`` (NaN if never)."""
+    reached = curve.mean <= target if lower else curve.mean >= target
+    if not reached.any():
+        return float("nan"), float("nan")
+    first = int(np.argmax(reached))
+    return float(curve.rounds[first]), float(curve.x[first])
+
+
+def speedup_table(found: list[Curve], metric: str, x: str, target: float | None) -> pd.DataFrame:
+    """``speedup(N) = T_ε(N_ref) / T_ε(N)`` per algorithm (and other varying keys), with ``N_ref = 1`` or the
+    smallest N present; ε defaults to the level the reference reaches at its end."""
+    lower = lower_is_better(metric)
+    rows = []
+    families: dict[tuple, list[Curve]] = {}
+    for curve in found:
+        family = tuple((k, v) for k, v in curve.keys.items() if k != "n_agents")
+        families.setdefault(family, []).append(curve)
+    for family, members in families.items():
+        members.sort(key=lambda c: c.keys["n_agents"])
+        reference = members[0]
+        level = reference.mean[-1] if target is None else target
+        reference_x = steps_to_target(reference, level, lower)[1]
+        for curve in members:
+            at_round, at_x = steps_to_target(curve, level, lower)
+            ratio = reference_x / at_x if at_x > 0 else float("nan")  # NaN: never reached, or at once
+            row = {
+                "algo": curve.keys.get("algo"),
+                "n_agents": curve.keys["n_agents"],
+                "speedup": ratio,
+                "rounds_to_target": at_round,
+                "target": level,
+                "reference_n_agents": reference.keys["n_agents"],
+            }
+            if x != "round":
+                row[f"{x}_to_target"] = at_x
+            row.update({k: v for k, v in family if k not in row})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _finish(figure: plt.Figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=130, bbox_inches="tight")
+    plt.close(figure)
+    return path
+
+
+def convergence_figure(found: list[Curve], metric: str, x: str, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(8, 5))
+    for curve in found:
+        (line,) = axis.plot(curve.x, curve.mean, label=f"{curve.label} ({curve.seeds} seeds)", lw=1.6)
+        if curve.seeds > 1:
+            axis.fill_between(curve.x, curve.low, curve.high, color=line.get_color(), alpha=0.2, lw=0)
+    positive = all(np.nanmin(c.low) > 0 for c in found)
+    if lower_is_better(metric) and positive:
+        axis.set_yscale("log")
+    axis.set_xlabel(X_AXES[x])
+    axis.set_ylabel(METRIC_LABELS.get(metric, metric))
+    axis.set_title(f"{metric} vs {x}: mean over seeds, 95% bootstrap CI")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _finish(figure, path)
+
+
+def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6.5, 5))
+    line_keys = [
+        c
+        for c in table.columns
+        if c not in ("n_agents", "speedup", "rounds_to_target", "target", "reference_n_agents", f"{x}_to_target")
+    ]
+    for values, part in table.groupby(line_keys, sort=True, dropna=False):
+        values = values if isinstance(values, tuple) else (values,)
+        keys = dict(zip(line_keys, values, strict=True))
+        shown = [k for k in line_keys if table[k].astype(str).nunique() > 1]
+        axis.plot(part["n_agents"], part["speedup"], marker="o", label=_label(keys, shown))
+    agents = np.sort(table["n_agents"].unique())
+    reference = table["reference_n_agents"].min()
+    axis.plot(agents, agents / reference, "k--", lw=1, label=f"ideal: speedup = N/{reference}")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log", base=2)
+    axis.set_xlabel("number of agents N")
+    unit = "rounds" if x == "round" else x
+    axis.set_ylabel(f"speedup T_ε(N={reference}) / T_ε(N)  ({unit})")
+    relation = "≤" if lower_is_better(metric) else "≥"
+    targets = ", ".join(f"{t:.3g}" for t in sorted(table["target"].unique()))
+    base = "N=1" if reference == 1 else f"the smallest N={reference} (no N=1 run)"
+    axis.set_title(f"Speedup vs agents: {metric} {relation} {targets}, relative to {base}", fontsize=9)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7)
+    return _finish(figure, path)
+
+
+def bias_figure(summary: pd.DataFrame, keys: list[str], metric: str, axes_keys: list[str], path: Path) -> Path:
+    """Final metric against each of ``axes_keys``; one line per combination of the other varying group keys."""
+    figure, axes = plt.subplots(1, len(axes_keys), figsize=(6 * len(axes_keys), 4.5), squeeze=False)
+    for axis, key in zip(axes[0], axes_keys, strict=True):
+        line_keys = [k for k in keys if k == "algo" or (k != key and summary[k].astype(str).nunique() > 1)]
+        for values, part in summary.groupby(line_keys, sort=True, dropna=False):
+            values = values if isinstance(values, tuple) else (values,)
+            part = part.sort_values(key)
+            errors = np.vstack([part["final_mean"] - part["final_ci_low"], part["final_ci_high"] - part["final_mean"]])
+            axis.errorbar(
+                part[key],
+                part["final_mean"],
+                yerr=np.abs(errors),
+                marker="o",
+                capsize=3,
+                label=_label(dict(zip(line_keys, values, strict=True)), line_keys),
+            )
+        if lower_is_better(metric) and (summary["final_mean"] > 0).all():
+            axis.set_yscale("log")
+        axis.set_xlabel(
+            {"local_steps": "local steps H", "reward_heterogeneity": "reward heterogeneity h_r"}.get(key, key)
+        )
+        axis.set_ylabel(f"final {METRIC_LABELS.get(metric, metric)}")
+        axis.set_title(f"final {metric} vs {SHORT_NAMES.get(key, key)} (mean, 95% CI)", fontsize=10)
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=7)
+    return _finish(figure, path)
+
+
+@dataclass
+class PlotReport:
+    files: list[Path]
+    notes: list[str]
+    summary: pd.DataFrame
+    speedup: pd.DataFrame | None
+
+
+def make_plots(
+    results: Results,
+    out: Path,
+    metric: str | None = None,
+    x: str = "round",
+    target: float | None = None,
+    fmt: str = "png",
+) -> PlotReport:
+    """Write convergence, speedup and bias figures plus ``summary.csv`` (and ``speedup.csv``) into ``out``."""
+    if x not in X_AXES:
+        raise PlotError(f"--x {x} is not allowed: it must be one of {', '.join(X_AXES)}")
+    if fmt not in FORMATS:
+        raise PlotError(f"--format {fmt} is not allowed: it must be one of {', '.join(FORMATS)}")
+    metric = metric or default_metric(results.frame)
+    found = curves(results, metric, x)
+    out.mkdir(parents=True, exist_ok=True)
+    files, notes = [convergence_figure(found, metric, x, out / f"convergence.{fmt}")], []
+    summary = summary_table(found, metric)
+    summary.to_csv(out / "summary.csv", index=False)
+    files.append(out / "summary.csv")
+
+    speedup = None
+    if "n_agents" in summary and summary["n_agents"].nunique() >= 2:
+        speedup = speedup_table(found, metric, x, target)
+        speedup.to_csv(out / "speedup.csv", index=False)
+        files += [speedup_figure(speedup, metric, x, out / f"speedup.{fmt}"), out / "speedup.csv"]
+    else:
+        notes.append("speedup: skipped, it needs runs with at least two values of n_agents")
+
+    bias_axes = [k for k in BIAS_AXES if k in summary and summary[k].nunique() >= 2]
+    if bias_axes:
+        files.append(bias_figure(summary, group_keys(results), metric, bias_axes, out / f"bias.{fmt}"))
+    else:
+        notes.append("bias: skipped, it needs runs with at least two values of local_steps or reward_heterogeneity")
+    return PlotReport(files, notes, summary, speedup)

@@ -1,0 +1,154 @@
+"""`fedrl plot` and the results loader on run dirs with known numbers, so every figure's table is exact."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import fedrl
+from fedrl_cli.plots import mean_and_ci
+from fedrl_cli.results import NoRuns, load_results
+
+ROUNDS = 8
+
+
+def write_run(path: Path, algo: str, n_agents: int, seed: int, gaps: list[float], local_steps: int = 5,
+              status: str = "completed", heterogeneity: float = 0.5) -> None:
+    """A run dir as `fedrl run` writes it: summary.json with the config, metrics.csv with one row per round."""
+    path.mkdir(parents=True)
+    config = {"env": {"name": "tabular", "reward_heterogeneity": heterogeneity, "mdp_seed": 0},
+              "algo": {"name": algo, "local_steps": local_steps, "rounds": len(gaps) - 1},
+              "n_agents": n_agents, "seed": seed, "progress": False}
+    summary = {"status": status, "config": config}
+    if status != "completed":
+        summary.update(error="round 3: objective is nan (the run diverged)", error_type="diverged")
+    (path / "summary.json").write_text(json.dumps(summary))
+    rounds = np.arange(len(gaps))
+    pd.DataFrame({"round": rounds, "samples": 100 * n_agents * rounds, "samples_per_agent": 100 * rounds,
+                  "comm_floats": 30 * rounds, "wall_s": 0.1 * rounds, "objective": 1 - np.array(gaps),
+                  "gap": gaps, "grad_norm": gaps}).to_csv(path / "metrics.csv", index=False)
+
+
+def agents_sweep(root: Path, agents=(1, 2, 4)) -> Path:
+    """gap_N(t) = s / (1 + N·t) for seeds with s = 0.9 and 1.1: the seed mean reaches 1/(1+8) at t = 8/N."""
+    for n_agents in agents:
+        for seed, scale in enumerate((0.9, 1.1)):
+            gaps = [scale / (1 + n_agents * t) for t in range(ROUNDS + 1)]
+            write_run(root / f"{n_agents}_{seed}", "fastfedpg", n_agents, seed, gaps)
+    return root
+
+
+def test_bootstrap_band_contains_the_mean() -> None:
+    values = np.random.default_rng(0).normal(loc=3.0, size=(6, 50))
+    mean, low, high = mean_and_ci(values)
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    assert np.all(low <= mean) and np.all(mean <= high)
+    assert np.all(high - low > 0)
+    # more seeds, narrower bands
+    wide = mean_and_ci(values[:3])
+    assert np.mean(wide[2] - wide[1]) > np.mean(high - low)
+    # one seed: the band is the curve itself
+    single = mean_and_ci(values[:1])
+    np.testing.assert_array_equal(single[1], values[0])
+
+
+def test_speedup_and_summary_are_exact(tmp_path: Path) -> None:
+    sweep = agents_sweep(tmp_path / "sweep")
+    result = fedrl("plot", str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = sweep / "plots"
+    speedup = pd.read_csv(out / "speedup.csv").sort_values("n_agents")
+    assert list(speedup.columns[:5]) == ["algo", "n_agents", "speedup", "rounds_to_target", "target"]
+    assert speedup["speedup"].tolist() == [1.0, 2.0, 4.0]
+    assert speedup["rounds_to_target"].tolist() == [8, 4, 2]
+    assert speedup["target"].tolist() == pytest.approx([1 / 9] * 3)
+    summary = pd.read_csv(out / "summary.csv").sort_values("n_agents")
+    assert summary["seeds"].tolist() == [2, 2, 2]
+    assert summary["final_mean"].tolist() == pytest.approx([1 / (1 + n * ROUNDS) for n in (1, 2, 4)])
+    assert (summary["final_ci_low"] <= summary["final_mean"]).all()
+    assert (summary["final_ci_high"] >= summary["final_mean"]).all()
+    assert summary["samples"].tolist() == [100 * n * ROUNDS for n in (1, 2, 4)]
+    for name in ("convergence.png", "speedup.png"):
+        image = matplotlib.image.imread(out / name)
+        assert image.shape[0] > 300 and image.shape[1] > 400 and image.std() > 0
+    assert "bias: skipped" in result.stdout
+
+
+def test_speedup_against_another_axis_and_target(tmp_path: Path) -> None:
+    sweep = agents_sweep(tmp_path / "sweep", agents=(2, 4))
+    result = fedrl("plot", str(sweep), "--x", "samples", "--target", "0.2", "--out", str(tmp_path / "figs"),
+                   "--format", "svg", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    speedup = pd.read_csv(tmp_path / "figs" / "speedup.csv").sort_values("n_agents")
+    # seed-mean gap ≤ 0.2 ⇔ N·t ≥ 4: t = 2 (N=2) and t = 1 (N=4); samples = 100·N·t = 400 both
+    assert speedup["rounds_to_target"].tolist() == [2, 1]
+    assert speedup["samples_to_target"].tolist() == [400, 400]
+    assert speedup["speedup"].tolist() == [1.0, 1.0]
+    assert (speedup["reference_n_agents"] == 2).all()  # no N=1: relative to the smallest N
+    assert (tmp_path / "figs" / "convergence.svg").read_text().startswith("<?xml")
+
+
+def test_bias_table_against_local_steps(tmp_path: Path) -> None:
+    for algo, scale in (("fastfedpg", 0.0), ("fedavg_pg", 0.1)):
+        for local_steps in (1, 5, 10):
+            for seed in (0, 1):
+                final = scale * local_steps + 0.01
+                write_run(tmp_path / "s" / f"{algo}_{local_steps}_{seed}", algo, 4, seed,
+                          [1.0, 0.5, final], local_steps=local_steps)
+    result = fedrl("plot", str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(tmp_path / "s" / "plots" / "summary.csv")
+    fedavg = summary[summary["algo"] == "fedavg_pg"].sort_values("local_steps")
+    assert fedavg["final_mean"].tolist() == pytest.approx([0.11, 0.51, 1.01])
+    assert (tmp_path / "s" / "plots" / "bias.png").stat().st_size > 10_000
+    assert "speedup: skipped" in result.stdout
+
+
+def test_failed_runs_are_listed_and_skipped_unless_asked(tmp_path: Path) -> None:
+    agents_sweep(tmp_path / "s", agents=(1, 2))
+    write_run(tmp_path / "s" / "broken", "fastfedpg", 4, 0, [1.0, 0.9, 0.8, float("nan")], status="failed")
+    result = fedrl("plot", str(tmp_path / "s"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "skipped (failed)" in result.stdout and "diverged" in result.stdout
+    assert sorted(pd.read_csv(tmp_path / "s" / "plots" / "summary.csv")["n_agents"]) == [1, 2]
+    loaded = load_results([tmp_path / "s"], include_failed=True)
+    assert sorted(loaded.frame["n_agents"].unique()) == [1, 2, 4]
+    assert [run.status for run in loaded.skipped] == []
+
+
+def test_results_join_config_to_rows(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", "fedavg_pg", 3, 7, [0.5, 0.25], local_steps=10, heterogeneity=0.8)
+    frame = load_results([tmp_path / "a"]).frame
+    assert frame["round"].tolist() == [0, 1]
+    row = frame.iloc[-1]
+    assert (row["algo"], row["env"], row["n_agents"], row["seed"]) == ("fedavg_pg", "tabular", 3, 7)
+    assert (row["local_steps"], row["algo.local_steps"], row["reward_heterogeneity"]) == (10, 10, 0.8)
+    assert row["gap"] == 0.25 and row["status"] == "completed"
+
+
+def test_plot_errors_exit_2_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    for args, message in (
+        (["plot", str(tmp_path / "empty")], "no runs found"),
+        (["plot", str(tmp_path / "missing")], "no such file"),
+    ):
+        result = fedrl(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+        assert message in result.stderr
+    agents_sweep(tmp_path / "s", agents=(1,))
+    for args, message in (
+        (["--metric", "reward"], "--metric reward: no run has it; available: "),
+        (["--x", "episodes"], "--x episodes is not allowed"),
+        (["--format", "jpg"], "--format jpg is not allowed"),
+    ):
+        result = fedrl("plot", str(tmp_path / "s"), *args, cwd=tmp_path)
+        assert result.returncode == 2, result.stdout
+        assert message in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(NoRuns):
+        load_results([tmp_path / "empty"])
