@@ -86,32 +86,6 @@ def test_same_seed_same_numbers(tmp_path: Path) -> None:
     assert read_csv(tmp_path / "c" / "metrics.csv")[-1]["objective"] != tables[0][-1]["objective"]
 
 
-def test_multirun_makes_one_run_dir_per_job(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl(
-        "run",
-        "-m",
-        "algo=fastfedpg,fedavg_pg",
-        "n_agents=1,2",
-        "algo.rounds=2",
-        "algo.batch_size=2",
-        "algo.horizon=3",
-        "progress=false",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    summaries = sorted(sweep.glob("*/summary.json"))
-    assert len(summaries) == 4
-    jobs = {
-        (s["config"]["algo"]["name"], s["config"]["n_agents"]) for s in map(json.loads, map(Path.read_text, summaries))
-    }
-    assert jobs == {("fastfedpg", 1), ("fastfedpg", 2), ("fedavg_pg", 1), ("fedavg_pg", 2)}
-    for path in summaries:
-        assert json.loads(path.read_text())["status"] == "completed"
-        assert len(read_csv(path.parent / "metrics.csv")) == 3
-
-
 BAD_INPUTS = {
     "algo=nope": "algo=nope",
     "env=nope": "env=nope",

@@ -9,29 +9,50 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import fedrl
+
 from fedrl_cli.plots import mean_and_ci
 from fedrl_cli.results import NoRuns, load_results
 
 ROUNDS = 8
 
 
-def write_run(path: Path, algo: str, n_agents: int, seed: int, gaps: list[float], local_steps: int = 5,
-              status: str = "completed", heterogeneity: float = 0.5) -> None:
+def write_run(
+    path: Path,
+    algo: str,
+    n_agents: int,
+    seed: int,
+    gaps: list[float],
+    local_steps: int = 5,
+    status: str = "completed",
+    heterogeneity: float = 0.5,
+) -> None:
     """A run dir as `fedrl run` writes it: summary.json with the config, metrics.csv with one row per round."""
     path.mkdir(parents=True)
-    config = {"env": {"name": "tabular", "reward_heterogeneity": heterogeneity, "mdp_seed": 0},
-              "algo": {"name": algo, "local_steps": local_steps, "rounds": len(gaps) - 1},
-              "n_agents": n_agents, "seed": seed, "progress": False}
+    config = {
+        "env": {"name": "tabular", "reward_heterogeneity": heterogeneity, "mdp_seed": 0},
+        "algo": {"name": algo, "local_steps": local_steps, "rounds": len(gaps) - 1},
+        "n_agents": n_agents,
+        "seed": seed,
+        "progress": False,
+    }
     summary = {"status": status, "config": config}
     if status != "completed":
         summary.update(error="round 3: objective is nan (the run diverged)", error_type="diverged")
     (path / "summary.json").write_text(json.dumps(summary))
     rounds = np.arange(len(gaps))
-    pd.DataFrame({"round": rounds, "samples": 100 * n_agents * rounds, "samples_per_agent": 100 * rounds,
-                  "comm_floats": 30 * rounds, "wall_s": 0.1 * rounds, "objective": 1 - np.array(gaps),
-                  "gap": gaps, "grad_norm": gaps}).to_csv(path / "metrics.csv", index=False)
+    pd.DataFrame(
+        {
+            "round": rounds,
+            "samples": 100 * n_agents * rounds,
+            "samples_per_agent": 100 * rounds,
+            "comm_floats": 30 * rounds,
+            "wall_s": 0.1 * rounds,
+            "objective": 1 - np.array(gaps),
+            "gap": gaps,
+            "grad_norm": gaps,
+        }
+    ).to_csv(path / "metrics.csv", index=False)
 
 
 def agents_sweep(root: Path, agents=(1, 2, 4)) -> Path:
@@ -81,8 +102,19 @@ def test_speedup_and_summary_are_exact(tmp_path: Path) -> None:
 
 def test_speedup_against_another_axis_and_target(tmp_path: Path) -> None:
     sweep = agents_sweep(tmp_path / "sweep", agents=(2, 4))
-    result = fedrl("plot", str(sweep), "--x", "samples", "--target", "0.2", "--out", str(tmp_path / "figs"),
-                   "--format", "svg", cwd=tmp_path)
+    result = fedrl(
+        "plot",
+        str(sweep),
+        "--x",
+        "samples",
+        "--target",
+        "0.2",
+        "--out",
+        str(tmp_path / "figs"),
+        "--format",
+        "svg",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     speedup = pd.read_csv(tmp_path / "figs" / "speedup.csv").sort_values("n_agents")
     # seed-mean gap ≤ 0.2 ⇔ N·t ≥ 4: t = 2 (N=2) and t = 1 (N=4); samples = 100·N·t = 400 both
@@ -98,8 +130,14 @@ def test_bias_table_against_local_steps(tmp_path: Path) -> None:
         for local_steps in (1, 5, 10):
             for seed in (0, 1):
                 final = scale * local_steps + 0.01
-                write_run(tmp_path / "s" / f"{algo}_{local_steps}_{seed}", algo, 4, seed,
-                          [1.0, 0.5, final], local_steps=local_steps)
+                write_run(
+                    tmp_path / "s" / f"{algo}_{local_steps}_{seed}",
+                    algo,
+                    4,
+                    seed,
+                    [1.0, 0.5, final],
+                    local_steps=local_steps,
+                )
     result = fedrl("plot", str(tmp_path / "s"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     summary = pd.read_csv(tmp_path / "s" / "plots" / "summary.csv")
