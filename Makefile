@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: install dev demo test bench lint clean
+.PHONY: install dev demo test bench reproduce lint clean
 
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
@@ -23,14 +23,24 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
+# the default experiment, Fast-FedPG against FedAvg PG on a strongly heterogeneous tabular family with exact
+# gradients and H = 1, 5, 10 local steps, then its figures (convergence, bias vs H, summary table)
+DEMO_DIR := outputs/demo
 demo: install
-	$(BIN)/fedrl run $(ARGS)
+	rm -rf $(DEMO_DIR)
+	$(BIN)/fedrl run -m algo=fastfedpg,fedavg_pg algo.local_steps=1,5,10 algo.gradient=exact \
+		env.reward_heterogeneity=0.9 hydra.sweep.dir=$(DEMO_DIR) $(ARGS)
+	$(BIN)/fedrl plot $(DEMO_DIR)
+	@echo "demo: figures and tables in $(DEMO_DIR)/plots"
 
 test: dev
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: install
 	$(BIN)/python scripts/bench_tabular.py $(ARGS)
+
+reproduce: install
+	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)
 
 lint: dev
 	$(BIN)/ruff check fedrl_cli tests scripts

@@ -94,8 +94,10 @@ def run(ctx: typer.Context) -> None:
     task.LAUNCHED.clear()
     try:
         task.main()
-    except (HydraException, OmegaConfBaseException) as error:
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree
         raise _fail(_one_line(error), 2) from None
+    except Exception as error:  # the task records its own failures, so this is the launcher's
+        raise _fail(f"the launcher failed: {type(error).__name__}: {_one_line(error)}", 1) from None
     code = _report(task.LAUNCHED)
     if code:
         raise typer.Exit(code)

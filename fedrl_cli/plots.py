@@ -218,7 +218,9 @@ def _finish(figure: plt.Figure, path: Path) -> Path:
 def convergence_figure(found: list[Curve], metric: str, x: str, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(8, 5))
     for curve in found:
-        (line,) = axis.plot(curve.x, curve.mean, label=f"{curve.label} ({curve.seeds} seeds)", lw=1.6)
+        (line,) = axis.plot(
+            curve.x, curve.mean, label=f"{curve.label} ({curve.seeds} seed{'s' if curve.seeds > 1 else ''})", lw=1.6
+        )
         if curve.seeds > 1:
             axis.fill_between(curve.x, curve.low, curve.high, color=line.get_color(), alpha=0.2, lw=0)
     positive = all(np.nanmin(c.low) > 0 for c in found)
