@@ -19,6 +19,7 @@ import hydra
 import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedrl_cli.config import validate
@@ -83,8 +84,9 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run one experiment into ``run_dir``; returns the final metrics row."""
+def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False) -> dict[str, Any]:
+    """Run one experiment into ``run_dir``; returns the final metrics row. Jobs of a sweep show no progress
+    bar (parallel bars would garble the terminal)."""
     started, clock = _now(), time.perf_counter()
     summary: dict[str, Any] = {
         "status": "running",
@@ -119,7 +121,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     )
     step, measure = BUILDERS[env](config)
     try:
-        with RoundProgress(config["algo"]["rounds"], config["progress"], f"{algo}/{env}") as progress:
+        show = config["progress"] and not in_sweep
+        with RoundProgress(config["algo"]["rounds"], show, f"{algo}/{env}") as progress:
             final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
     except BaseException as error:  # record why, then let the caller decide what follows
         if isinstance(error, RunFailed):
@@ -141,7 +144,8 @@ def main(cfg: DictConfig) -> None:
     """Hydra entry point: one job of a run or of a sweep. Failures are recorded in the run dir, not raised,
     so that the other jobs of a sweep still run."""
     try:
-        run_experiment(cfg, Path(HydraConfig.get().runtime.output_dir))
+        hydra_config = HydraConfig.get()
+        run_experiment(cfg, Path(hydra_config.runtime.output_dir), hydra_config.mode == RunMode.MULTIRUN)
     except (ConfigError, RunFailed):
         pass  # summary.json says why; the CLI reports it
     except Exception:

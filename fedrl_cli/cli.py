@@ -41,11 +41,7 @@ def _one_line(error: BaseException) -> str:
         group, option = missing.groups()
         choices = re.findall(r"^\t(\S+)$", text.split("Available options", 1)[-1], flags=re.MULTILINE)
         allowed = f"it must be one of {', '.join(choices)}" if choices else f"'{group}' has no options"
-        return (
-            f"{group}={option!r} is not allowed: {allowed}"
-            if not option
-            else f"{group}={option} is not allowed: {allowed}"
-        )
+        return f"{group}={option or repr(option)} is not allowed: {allowed}"
     not_in_struct = re.search(r"Could not override '([^']+)'", text)
     if not_in_struct:
         key = not_in_struct.group(1)
@@ -153,9 +149,9 @@ def plot(
 
 
 def _description(path: Path) -> str:
-    """The first comment line of a config file."""
+    """The first comment line of a config file (Hydra's ``# @package`` header aside)."""
     for line in path.read_text().splitlines():
-        if line.startswith("#"):
+        if line.startswith("#") and not line.startswith("# @"):
             return line.lstrip("# ").strip()
     return ""
 
