@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import hydra
-import numpy as np
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -24,7 +22,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from fedrl_cli.config import validate
 from fedrl_cli.errors import ConfigError, Diverged, RunFailed
-from fedrl_cli.federation import Measurement, run_rounds
+from fedrl_cli.experiments import build
+from fedrl_cli.federation import run_rounds
 from fedrl_cli.metrics import environment_versions, git_commit, write_json_atomic
 from fedrl_cli.progress import RoundProgress
 
@@ -44,40 +43,6 @@ class RecordRunDirs(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.sweep.dir))
-
-
-def _tabular_policy_gradient(cfg: dict[str, Any]) -> tuple[Callable[[], None], Callable[[], Measurement]]:
-    """Fast-FedPG, FedAvg PG or local PG on a tabular family: the round step and the measurement."""
-    from fedrl_cli.algos.common import GradientOracle
-    from fedrl_cli.algos.fastfedpg import FastFedPG
-    from fedrl_cli.algos.fedavg_pg import FedAvgPG
-    from fedrl_cli.algos.local_pg import LocalPG
-    from fedrl_cli.envs.tabular import ExactMetrics, make_family
-
-    env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
-    family = make_family(n_agents, **{key: value for key, value in env.items() if key != "name"})
-    oracle = GradientOracle(
-        family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
-    )
-    theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
-    common = dict(oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
-    if algo["name"] == "local_pg":
-        algorithm = LocalPG(theta0=theta0, **common)
-    else:
-        federated = FastFedPG if algo["name"] == "fastfedpg" else FedAvgPG
-        algorithm = federated(theta_bar=theta0, global_lr=algo["global_lr"], **common)
-    exact_metrics = ExactMetrics(family)
-
-    def measure() -> Measurement:
-        metrics, per_agent = exact_metrics(algorithm.theta_bar, algorithm.agent_params)
-        return Measurement(oracle.samples, algorithm.channel.floats, metrics, per_agent)
-
-    return algorithm.round, measure
-
-
-BUILDERS: dict[str, Callable[[dict[str, Any]], tuple[Callable[[], None], Callable[[], Measurement]]]] = {
-    "tabular": _tabular_policy_gradient,
-}
 
 
 def _now() -> str:
@@ -119,11 +84,14 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False) -> di
         config["algo"]["rounds"],
         run_dir,
     )
-    step, measure = BUILDERS[env](config)
+    experiment = build(config)
     try:
         show = config["progress"] and not in_sweep
         with RoundProgress(config["algo"]["rounds"], show, f"{algo}/{env}") as progress:
-            final = run_rounds(step, measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress)
+            final = run_rounds(
+                experiment.round, experiment.measure, config["algo"]["rounds"], config["n_agents"], run_dir, progress
+            )
+        experiment.finish(run_dir)
     except BaseException as error:  # record why, then let the caller decide what follows
         if isinstance(error, RunFailed):
             kind, reason = ("diverged" if isinstance(error, Diverged) else "error"), str(error)
@@ -133,6 +101,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False) -> di
             kind, reason = "error", f"{type(error).__name__}: {error}"
         record(status="failed", error_type=kind, error=reason, finished=_now())
         raise
+    finally:
+        experiment.close()
     record(status="completed", final=final, finished=_now())
     shown = ", ".join(f"{k}={v:.6g}" for k, v in final.items() if isinstance(v, float) and k != "wall_s")
     log.info("fedrl: completed %d rounds in %.2fs: %s", final["round"], summary["wall_s"], shown)

@@ -66,6 +66,13 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "transition_heterogeneity": number_in(0, 1),
         "mdp_seed": integer(),
     },
+    "hopper": {
+        "n_envs": integer(1),
+        "action_map": one_of("none", "signed_permutation", "permutation", "gain"),
+        "action_map_seed": integer(),
+        "identity_first": BOOLEAN,
+        "vector": one_of("sync", "async"),
+    },
 }
 
 _POLICY_GRADIENT: dict[str, Rule] = {
@@ -77,10 +84,37 @@ _POLICY_GRADIENT: dict[str, Rule] = {
     "horizon": integer(1),
 }
 
+
+def non_negative() -> Rule:
+    return Rule(lambda v: _is_number(v) and v >= 0, "a finite number ≥ 0")
+
+
+_PPO: dict[str, Rule] = {
+    "rounds": integer(0),
+    "local_steps": integer(1),
+    "rollout_steps": integer(1),
+    "update_epochs": integer(1),
+    "minibatches": integer(1),
+    "lr": positive(),
+    "anneal_lr": BOOLEAN,
+    "gamma": number_in(0, 1, high_open=True),
+    "gae_lambda": number_in(0, 1),
+    "clip_coef": positive(),
+    "clip_vloss": BOOLEAN,
+    "norm_adv": BOOLEAN,
+    "ent_coef": non_negative(),
+    "vf_coef": non_negative(),
+    "max_grad_norm": positive(),
+    "eval_every": integer(0),
+    "eval_episodes": integer(1),
+}
+
 ALGORITHMS: dict[str, dict[str, Rule]] = {
     "fastfedpg": {**_POLICY_GRADIENT, "global_lr": positive()},
     "fedavg_pg": {**_POLICY_GRADIENT, "global_lr": positive()},
     "local_pg": dict(_POLICY_GRADIENT),
+    "single_ppo": dict(_PPO),
+    "fedavg_ppo": dict(_PPO),
 }
 
 # which environment families each algorithm runs on
@@ -88,6 +122,8 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "fastfedpg": ("tabular",),
     "fedavg_pg": ("tabular",),
     "local_pg": ("tabular",),
+    "single_ppo": ("hopper",),
+    "fedavg_ppo": ("hopper",),
 }
 
 
@@ -128,3 +164,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _check_section("", top, TOP_LEVEL)
     _check_section("env.", env, ENVIRONMENTS[env["name"]])
     _check_section("algo.", algo, ALGORITHMS[algo["name"]])
+    if "minibatches" in algo and algo["minibatches"] > algo["rollout_steps"] * env["n_envs"]:
+        raise ConfigError(
+            f"algo.minibatches={algo['minibatches']} is not allowed: it must be at most "
+            f"algo.rollout_steps × env.n_envs = {algo['rollout_steps'] * env['n_envs']}"
+        )

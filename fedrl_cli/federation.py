@@ -39,7 +39,7 @@ def _first_non_finite(metrics: dict[str, float | None]) -> str | None:
 
 
 def run_rounds(
-    step: Callable[[], None],
+    step: Callable[[], object],
     measure: Callable[[], Measurement],
     rounds: int,
     n_agents: int,
@@ -77,7 +77,10 @@ def run_rounds(
                 agent_log = CsvLog(run_dir / "agent_metrics.csv", ["round", "agent", *measured.agent_metrics])
             metrics_log.write(row)
             for agent in range(n_agents):
-                values = {key: float(array[agent]) for key, array in measured.agent_metrics.items()}
+                values = {
+                    key: None if array[agent] is None else float(array[agent])
+                    for key, array in measured.agent_metrics.items()
+                }
                 agent_log.write({"round": round_index, "agent": agent, **values})
             progress.update(round_index, measured.metrics)
             problem = _first_non_finite(measured.metrics)

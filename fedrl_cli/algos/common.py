@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 from fedrl_cli.envs.tabular import TabularFamily
+
+Array = TypeVar("Array")  # a numpy array or a torch tensor
 
 
 class Channel:
@@ -17,14 +21,14 @@ class Channel:
         self.n_agents = n_agents
         self.floats = 0
 
-    def up(self, per_agent: np.ndarray) -> np.ndarray:
+    def up(self, per_agent: Array) -> Array:
         """Every agent sends its slice of ``per_agent`` (leading axis = agents) to the server."""
-        self.floats += per_agent.size
+        self.floats += math.prod(per_agent.shape)
         return per_agent
 
-    def broadcast(self, message: np.ndarray) -> np.ndarray:
+    def broadcast(self, message: Array) -> Array:
         """The server sends ``message`` to every agent."""
-        self.floats += message.size * self.n_agents
+        self.floats += math.prod(message.shape) * self.n_agents
         return message
 
 

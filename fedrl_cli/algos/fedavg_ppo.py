@@ -1,0 +1,26 @@
+"""FedAvg PPO: ``local_steps`` PPO iterations per agent, then the server averages every actor and critic
+parameter and broadcasts the mean.
+
+Shared: the parameters (up and down). Kept local: each agent's Adam moments, which stay matched to its own
+gradient statistics (averaging them would mix second moments of different objectives; resetting them would
+restart Adam's bias correction every round), and its observation and reward normalisation statistics, which
+describe its own environment (under heterogeneous action maps they differ by design) and are raw data
+statistics that FedAvg does not send.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fedrl_cli.algos.single_ppo import SinglePPO
+
+
+class FedAvgPPO(SinglePPO):
+    def round(self) -> tuple[list[dict[str, np.ndarray]], list[list[float]]]:
+        result = super().round()
+        with torch.no_grad():
+            for parameter in self.ppo.model.parameters():
+                mean = self.channel.broadcast(self.channel.up(parameter.data).mean(0, keepdim=True))
+                parameter.data.copy_(mean.expand_as(parameter))
+        return result

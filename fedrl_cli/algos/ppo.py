@@ -1,0 +1,241 @@
+"""PPO for N agents at once (CleanRL's ``ppo_continuous_action``), the core of single_ppo and fedavg_ppo.
+
+Every parameter is stacked over agents (leading axis N) and every layer is one batched matmul, so acting and
+each minibatch update are one call for all agents. Agents stay independent: the loss is the sum of the
+agents' own losses, Adam is elementwise, and gradient clipping uses each agent's own norm. Defaults and
+equations follow CleanRL: GAE(λ), clipped surrogate, clipped value loss, advantage normalisation per
+minibatch, separate 64-64 tanh actor and critic with orthogonal init and a state-independent log-std.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from fedrl_cli.envs.hopper import FederatedHopper, Normalisation
+
+
+@dataclass(frozen=True)
+class PPOSettings:
+    rollout_steps: int = 2048
+    update_epochs: int = 10
+    minibatches: int = 32
+    lr: float = 3e-4
+    anneal_lr: bool = True
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_coef: float = 0.2
+    clip_vloss: bool = True
+    norm_adv: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+
+
+class StackedLinear(nn.Module):
+    """N independent linear layers: (N, B, in) → (N, B, out), orthogonally initialised per agent."""
+
+    def __init__(self, n_agents: int, n_in: int, n_out: int, std: float) -> None:
+        super().__init__()
+        weight = torch.empty(n_agents, n_out, n_in)
+        for agent in range(n_agents):
+            nn.init.orthogonal_(weight[agent], std)
+        self.weight = nn.Parameter(weight.transpose(1, 2).contiguous())
+        self.bias = nn.Parameter(torch.zeros(n_agents, 1, n_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+def stacked_mlp(n_agents: int, n_in: int, n_out: int, out_std: float, hidden: int = 64) -> nn.Sequential:
+    root2 = math.sqrt(2)
+    return nn.Sequential(
+        StackedLinear(n_agents, n_in, hidden, root2),
+        nn.Tanh(),
+        StackedLinear(n_agents, hidden, hidden, root2),
+        nn.Tanh(),
+        StackedLinear(n_agents, hidden, n_out, out_std),
+    )
+
+
+class ActorCritic(nn.Module):
+    """The N agents' actors and critics; names follow CleanRL (``critic``, ``actor_mean``, ``actor_logstd``)."""
+
+    def __init__(self, n_agents: int, obs_dim: int, action_dim: int) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.critic = stacked_mlp(n_agents, obs_dim, 1, 1.0)
+        self.actor_mean = stacked_mlp(n_agents, obs_dim, action_dim, 0.01)
+        self.actor_logstd = nn.Parameter(torch.zeros(n_agents, 1, action_dim))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        """(N, B, obs_dim) → (N, B)."""
+        return self.critic(obs).squeeze(-1)
+
+    def action_and_value(
+        self, obs: torch.Tensor, action: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sampled (or given) actions (N, B, A), their log-probabilities, entropies and values (N, B)."""
+        mean = self.actor_mean(obs)
+        distribution = torch.distributions.Normal(mean, self.actor_logstd.expand_as(mean).exp())
+        if action is None:
+            action = distribution.sample()
+        return action, distribution.log_prob(action).sum(-1), distribution.entropy().sum(-1), self.value(obs)
+
+
+def clip_grad_norm_per_agent(parameters: list[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """``torch.nn.utils.clip_grad_norm_`` applied to each agent's slice of the stacked gradients."""
+    norms = torch.stack([p.grad.reshape(p.shape[0], -1).pow(2).sum(1) for p in parameters]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for p in parameters:
+        p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
+    return norms
+
+
+class PPOAgents:
+    """N PPO learners on their own environment copies: one ``iterate()`` is one CleanRL iteration for all."""
+
+    def __init__(self, envs: FederatedHopper, settings: PPOSettings, total_iterations: int, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.envs, self.settings, self.total_iterations = envs, settings, total_iterations
+        self.model = ActorCritic(envs.n_agents, envs.obs_dim, envs.action_dim)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5)
+        self.iteration = 0
+        self.env_steps = 0
+        self.next_obs = torch.as_tensor(envs.reset(), dtype=torch.float32)
+        self.next_done = torch.zeros(envs.n_agents, envs.n_envs)
+
+    def collect(self) -> tuple[dict[str, torch.Tensor], list[list[float]]]:
+        """One rollout of ``rollout_steps`` per environment copy, with GAE; and the episodes it finished."""
+        s, n, e = self.settings, self.envs.n_agents, self.envs.n_envs
+        shape = (s.rollout_steps, n, e)
+        obs = torch.zeros((*shape, self.envs.obs_dim))
+        actions = torch.zeros((*shape, self.envs.action_dim))
+        logprobs, rewards, dones, values = (torch.zeros(shape) for _ in range(4))
+        finished: list[list[float]] = [[] for _ in range(n)]
+        for step in range(s.rollout_steps):
+            obs[step], dones[step] = self.next_obs, self.next_done
+            with torch.no_grad():
+                action, logprob, _, value = self.model.action_and_value(self.next_obs)
+            actions[step], logprobs[step], values[step] = action, logprob, value
+            next_obs, reward, done, ended = self.envs.step(action.numpy())
+            rewards[step] = torch.as_tensor(reward, dtype=torch.float32)
+            self.next_obs = torch.as_tensor(next_obs, dtype=torch.float32)
+            self.next_done = torch.as_tensor(done, dtype=torch.float32)
+            for agent, returns in enumerate(ended):
+                finished[agent].extend(returns)
+        self.env_steps += s.rollout_steps * n * e
+        with torch.no_grad():
+            next_value = self.model.value(self.next_obs)
+        advantages = torch.zeros(shape)
+        last = torch.zeros(n, e)
+        for t in reversed(range(s.rollout_steps)):
+            nonterminal = 1.0 - (self.next_done if t == s.rollout_steps - 1 else dones[t + 1])
+            following = next_value if t == s.rollout_steps - 1 else values[t + 1]
+            delta = rewards[t] + s.gamma * following * nonterminal - values[t]
+            advantages[t] = last = delta + s.gamma * s.gae_lambda * nonterminal * last
+
+        def per_agent(x: torch.Tensor) -> torch.Tensor:  # (T, N, E, ...) → (N, T·E, ...)
+            return x.transpose(0, 1).reshape(n, s.rollout_steps * e, *x.shape[3:])
+
+        batch = {
+            "obs": obs,
+            "actions": actions,
+            "logprobs": logprobs,
+            "advantages": advantages,
+            "returns": advantages + values,
+            "values": values,
+        }
+        return {key: per_agent(value) for key, value in batch.items()}, finished
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        """``update_epochs`` passes of minibatch PPO updates; per-agent statistics of the update."""
+        s, n = self.settings, self.model.n_agents
+        size = batch["obs"].shape[1]
+        minibatch = size // s.minibatches
+        rows = torch.arange(n)[:, None]
+        parameters = list(self.model.parameters())
+        clipfracs = []
+        for _ in range(s.update_epochs):
+            order = torch.rand(n, size).argsort(dim=1)  # each agent shuffles its own batch
+            for start in range(0, size - minibatch + 1, minibatch):
+                index = order[:, start : start + minibatch]
+                mb = {key: value[rows, index] for key, value in batch.items()}
+                _, logprob, entropy, value = self.model.action_and_value(mb["obs"], mb["actions"])
+                logratio = logprob - mb["logprobs"]
+                ratio = logratio.exp()
+                with torch.no_grad():
+                    approx_kl = ((ratio - 1) - logratio).mean(1)
+                    clipfracs.append(((ratio - 1.0).abs() > s.clip_coef).float().mean(1))
+                advantages = mb["advantages"]
+                if s.norm_adv:
+                    advantages = (advantages - advantages.mean(1, keepdim=True)) / (
+                        advantages.std(1, keepdim=True) + 1e-8
+                    )
+                policy_loss = torch.max(
+                    -advantages * ratio, -advantages * ratio.clamp(1 - s.clip_coef, 1 + s.clip_coef)
+                ).mean(1)
+                if s.clip_vloss:
+                    clipped = mb["values"] + (value - mb["values"]).clamp(-s.clip_coef, s.clip_coef)
+                    value_loss = 0.5 * torch.max((value - mb["returns"]) ** 2, (clipped - mb["returns"]) ** 2).mean(1)
+                else:
+                    value_loss = 0.5 * ((value - mb["returns"]) ** 2).mean(1)
+                entropy_mean = entropy.mean(1)
+                loss = policy_loss - s.ent_coef * entropy_mean + s.vf_coef * value_loss
+                self.optimizer.zero_grad()
+                loss.sum().backward()  # the sum of the agents' own losses: each agent gets its own gradient
+                clip_grad_norm_per_agent(parameters, s.max_grad_norm)
+                self.optimizer.step()
+        return {
+            "policy_loss": policy_loss.detach().numpy(),
+            "value_loss": value_loss.detach().numpy(),
+            "entropy": entropy_mean.detach().numpy(),
+            "approx_kl": approx_kl.numpy(),
+            "clipfrac": torch.stack(clipfracs).mean(0).numpy(),
+        }
+
+    def iterate(self) -> tuple[dict[str, np.ndarray], list[list[float]]]:
+        """One PPO iteration for every agent: anneal the step size, collect a rollout, update."""
+        if self.settings.anneal_lr:
+            fraction = 1.0 - self.iteration / self.total_iterations
+            for group in self.optimizer.param_groups:
+                group["lr"] = fraction * self.settings.lr
+        batch, finished = self.collect()
+        stats = self.update(batch)
+        self.iteration += 1
+        return stats, finished
+
+
+def save_model(
+    path: Path, model: ActorCritic, normalisation: Normalisation, maps: np.ndarray, config: dict[str, Any]
+) -> None:
+    """Parameters, observation statistics, action maps and config: all that evaluating the agents needs."""
+    torch.save(
+        {"state_dict": model.state_dict(), "normalisation": asdict(normalisation), "maps": maps, "config": config}, path
+    )
+
+
+def load_model(path: Path) -> tuple[ActorCritic, Normalisation, np.ndarray, dict[str, Any]]:
+    """The inverse of :func:`save_model`."""
+    saved = torch.load(path, weights_only=False)
+    maps = saved["maps"]
+    obs_dim = saved["normalisation"]["mean"].shape[-1]
+    model = ActorCritic(maps.shape[0], obs_dim, maps.shape[1])
+    model.load_state_dict(saved["state_dict"])
+    return model, Normalisation(**saved["normalisation"]), maps, saved["config"]
+
+
+def deterministic_policy(model: ActorCritic):
+    """Mean actions for one observation per agent: (N, obs_dim) → (N, A)."""
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model.actor_mean(torch.as_tensor(obs, dtype=torch.float32)[:, None])[:, 0].numpy()
+
+    return act

@@ -1,0 +1,144 @@
+"""Wiring a validated config into an experiment: environment family + algorithm + what a round reports.
+
+An experiment has ``round()`` (one federated round), ``measure()`` (the row of that round), ``finish(run_dir)``
+(save what a finished run keeps) and ``close()``. Modules are imported per family, so a tabular run never
+imports torch or MuJoCo.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from fedrl_cli.federation import Measurement
+
+
+class Experiment(Protocol):
+    def round(self) -> None: ...
+    def measure(self) -> Measurement: ...
+    def finish(self, run_dir: Path) -> None: ...
+    def close(self) -> None: ...
+
+
+class TabularExperiment:
+    """Fast-FedPG, FedAvg PG or local PG on a tabular family, measured exactly."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        from fedrl_cli.algos.common import GradientOracle
+        from fedrl_cli.algos.fastfedpg import FastFedPG
+        from fedrl_cli.algos.fedavg_pg import FedAvgPG
+        from fedrl_cli.algos.local_pg import LocalPG
+        from fedrl_cli.envs.tabular import ExactMetrics, make_family
+
+        env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
+        family = make_family(n_agents, **{key: value for key, value in env.items() if key != "name"})
+        self.oracle = GradientOracle(
+            family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
+        )
+        theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
+        common = dict(oracle=self.oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
+        if algo["name"] == "local_pg":
+            self.algorithm = LocalPG(theta0=theta0, **common)
+        else:
+            federated = FastFedPG if algo["name"] == "fastfedpg" else FedAvgPG
+            self.algorithm = federated(theta_bar=theta0, global_lr=algo["global_lr"], **common)
+        self.exact_metrics = ExactMetrics(family)
+
+    def round(self) -> None:
+        self.algorithm.round()
+
+    def measure(self) -> Measurement:
+        metrics, per_agent = self.exact_metrics(self.algorithm.theta_bar, self.algorithm.agent_params)
+        return Measurement(self.oracle.samples, self.algorithm.channel.floats, metrics, per_agent)
+
+    def finish(self, run_dir: Path) -> None:
+        """A tabular run's result is its CSVs."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+PPO_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
+
+
+def _mean_or_none(values: list[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+class HopperExperiment:
+    """Single PPO or FedAvg PPO on federated Hopper-v5, batched over agents."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        import torch
+
+        from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
+        from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
+        from fedrl_cli.algos.single_ppo import SinglePPO
+        from fedrl_cli.envs.hopper import ENV_ID, FederatedHopper, action_maps
+
+        torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and env workers need the cores
+        env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
+        self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
+        self.maps = action_maps(env["action_map"], n_agents, 3, env["action_map_seed"], env["identity_first"])
+        self.envs = FederatedHopper(ENV_ID, self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"])
+        settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
+        self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
+        self.algorithm = (FedAvgPPO if algo["name"] == "fedavg_ppo" else SinglePPO)(self.ppo, algo["local_steps"])
+        self.round_index, self.round_seconds, self.round_steps = 0, 0.0, 0
+        self.stats: dict[str, np.ndarray] = {}
+        self.returns: list[list[float]] = [[] for _ in range(n_agents)]
+        self.eval_returns: np.ndarray | None = None
+
+    def round(self) -> None:
+        start, steps = time.perf_counter(), self.ppo.env_steps
+        iteration_stats, self.returns = self.algorithm.round()
+        self.stats = iteration_stats[-1]  # the round's last PPO update, per agent
+        self.round_index += 1
+        self.round_seconds, self.round_steps = time.perf_counter() - start, self.ppo.env_steps - steps
+        due = self.eval_every and (self.round_index % self.eval_every == 0 or self.round_index == self.rounds)
+        self.eval_returns = self.evaluate(self.cfg["algo"]["eval_episodes"]) if due else None
+
+    def evaluate(self, episodes: int) -> np.ndarray:
+        """Mean return per agent of the deterministic policy on the agent's own environment."""
+        from fedrl_cli.algos.ppo import deterministic_policy
+        from fedrl_cli.envs.hopper import ENV_ID, evaluate
+
+        seed = 10_000 + self.cfg["seed"] * 100 + self.round_index
+        policy = deterministic_policy(self.ppo.model)
+        return evaluate(policy, ENV_ID, self.maps, self.envs.normalisation(), episodes, seed)
+
+    def measure(self) -> Measurement:
+        n = len(self.returns)
+        trained = self.round_index > 0
+        metrics: dict[str, float | None] = {
+            "sps": self.round_steps / self.round_seconds if trained else None,
+            "return_mean": _mean_or_none([r for agent in self.returns for r in agent]),
+            "eval_return_mean": None if self.eval_returns is None else float(self.eval_returns.mean()),
+            **{key: float(self.stats[key].mean()) if trained else None for key in PPO_STATS},
+        }
+        nothing = np.full(n, None)
+        per_agent = {
+            "return": np.array([_mean_or_none(agent) for agent in self.returns], dtype=object),
+            "eval_return": nothing if self.eval_returns is None else self.eval_returns,
+            **{key: self.stats[key] if trained else nothing for key in PPO_STATS},
+        }
+        return Measurement(self.ppo.env_steps, self.algorithm.channel.floats, metrics, per_agent)
+
+    def finish(self, run_dir: Path) -> None:
+        """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""
+        from fedrl_cli.algos.ppo import save_model
+
+        save_model(run_dir / "model.pt", self.ppo.model, self.envs.normalisation(), self.maps, self.cfg)
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+FAMILIES: dict[str, type] = {"tabular": TabularExperiment, "hopper": HopperExperiment}
+
+
+def build(cfg: dict[str, Any]) -> Experiment:
+    return FAMILIES[cfg["env"]["name"]](cfg)
