@@ -77,13 +77,13 @@ class HopperExperiment:
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
         from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
         from fedrl_cli.algos.single_ppo import SinglePPO
-        from fedrl_cli.envs.hopper import ENV_ID, FederatedHopper, action_maps
+        from fedrl_cli.envs.hopper import FederatedHopper, action_maps
 
         torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and env workers need the cores
         env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
         self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
         self.maps = action_maps(env["action_map"], n_agents, 3, env["action_map_seed"], env["identity_first"])
-        self.envs = FederatedHopper(ENV_ID, self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"])
+        self.envs = FederatedHopper(self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"])
         settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
         self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
         self.algorithm = (FedAvgPPO if algo["name"] == "fedavg_ppo" else SinglePPO)(self.ppo, algo["local_steps"])
@@ -104,11 +104,10 @@ class HopperExperiment:
     def evaluate(self, episodes: int) -> np.ndarray:
         """Mean return per agent of the deterministic policy on the agent's own environment."""
         from fedrl_cli.algos.ppo import deterministic_policy
-        from fedrl_cli.envs.hopper import ENV_ID, evaluate
+        from fedrl_cli.envs.hopper import evaluate
 
         seed = 10_000 + self.cfg["seed"] * 100 + self.round_index
-        policy = deterministic_policy(self.ppo.model)
-        return evaluate(policy, ENV_ID, self.maps, self.envs.normalisation(), episodes, seed)
+        return evaluate(deterministic_policy(self.ppo.model), self.maps, self.envs.obs_stats, episodes, seed)
 
     def measure(self) -> Measurement:
         n = len(self.returns)
@@ -131,7 +130,7 @@ class HopperExperiment:
         """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""
         from fedrl_cli.algos.ppo import save_model
 
-        save_model(run_dir / "model.pt", self.ppo.model, self.envs.normalisation(), self.maps, self.cfg)
+        save_model(run_dir / "model.pt", self.ppo.model, self.envs.obs_stats, self.maps, self.cfg)
 
     def close(self) -> None:
         self.envs.close()
