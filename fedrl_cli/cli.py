@@ -148,6 +148,30 @@ def plot(
         typer.echo(f"wrote {file}")
 
 
+@app.command()
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A finished PPO run dir (it holds model.pt).")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes per agent.")] = 10,
+    seed: Annotated[int, typer.Option(help="Seed of the evaluation environments.")] = 0,
+) -> None:
+    """Evaluate a saved PPO model: each agent's deterministic policy on its own environment (its action map
+    and its frozen observation statistics).
+
+    Example: `fedrl evaluate outputs/runs/2026-11-22/10-00-00_single_ppo_hopper --episodes 20`.
+    """
+    path = run_dir / "model.pt"
+    if not path.is_file():
+        raise _fail(f"{path}: no saved model (only PPO runs that completed save one)", 2)
+    from fedrl_cli.algos.ppo import deterministic_policy, load_model
+    from fedrl_cli.envs.hopper import evaluate as evaluate_agents
+
+    model, statistics, maps, _ = load_model(path)
+    returns = evaluate_agents(deterministic_policy(model), maps, statistics, episodes, seed)
+    for agent, value in enumerate(returns):
+        typer.echo(f"agent {agent}: mean return {value:.1f} over {episodes} episodes")
+    typer.echo(f"all agents: {returns.mean():.1f}")
+
+
 def _description(path: Path) -> str:
     """The first comment line of a config file (Hydra's ``# @package`` header aside)."""
     for line in path.read_text().splitlines():

@@ -19,8 +19,12 @@ from fedrl_cli.algos.single_ppo import SinglePPO
 class FedAvgPPO(SinglePPO):
     def round(self) -> tuple[list[dict[str, np.ndarray]], list[list[float]]]:
         result = super().round()
+        self.average()
+        return result
+
+    def average(self) -> None:
+        """Every agent sends its parameters; the server broadcasts their mean, which every agent adopts."""
         with torch.no_grad():
             for parameter in self.ppo.model.parameters():
                 mean = self.channel.broadcast(self.channel.up(parameter.data).mean(0, keepdim=True))
                 parameter.data.copy_(mean.expand_as(parameter))
-        return result

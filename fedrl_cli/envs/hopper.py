@@ -24,8 +24,14 @@ REWARD_CLIP = 10.0
 EPSILON = 1e-8
 
 
-def action_maps(kind: str, n_agents: int, action_dim: int, seed: int, identity_first: bool,
-                gain_range: tuple[float, float] = (0.5, 1.5)) -> np.ndarray:
+def action_maps(
+    kind: str,
+    n_agents: int,
+    action_dim: int,
+    seed: int,
+    identity_first: bool,
+    gain_range: tuple[float, float] = (0.5, 1.5),
+) -> np.ndarray:
     """The agents' action maps ``M`` (N, A, A), drawn from ``seed``.
 
     ``signed_permutation``: a permutation matrix with random signs; ``permutation``: without signs; ``gain``:
@@ -80,8 +86,16 @@ class FederatedHopper:
     ``training=False`` (evaluation) freezes the observation statistics and leaves rewards unnormalised.
     """
 
-    def __init__(self, maps: np.ndarray, n_envs: int, gamma: float, seed: int, vector: str = "sync",
-                 training: bool = True, observation_statistics: RunningMoments | None = None) -> None:
+    def __init__(
+        self,
+        maps: np.ndarray,
+        n_envs: int,
+        gamma: float,
+        seed: int,
+        vector: str = "sync",
+        training: bool = True,
+        observation_statistics: RunningMoments | None = None,
+    ) -> None:
         self.maps, self.n_envs, self.gamma, self.seed, self.training = maps, n_envs, gamma, seed, training
         self.n_agents = maps.shape[0]
         copies = self.n_agents * n_envs
@@ -136,14 +150,14 @@ class FederatedHopper:
         self.envs.close()
 
 
-def evaluate(policy: Callable[[np.ndarray], np.ndarray], maps: np.ndarray, statistics: RunningMoments,
-             episodes: int, seed: int) -> np.ndarray:
+def evaluate(
+    policy: Callable[[np.ndarray], np.ndarray], maps: np.ndarray, statistics: RunningMoments, episodes: int, seed: int
+) -> np.ndarray:
     """Mean raw return per agent of ``episodes`` episodes on a fresh copy with the agent's map and its first
     training copy's observation statistics, frozen; ``policy`` maps (N, obs_dim) to (N, A)."""
     n_agents = maps.shape[0]
     first_copies = np.arange(n_agents) * (statistics.count.shape[0] // n_agents)
-    frozen = RunningMoments(statistics.mean[first_copies], statistics.var[first_copies],
-                            statistics.count[first_copies])
+    frozen = RunningMoments(statistics.mean[first_copies], statistics.var[first_copies], statistics.count[first_copies])
     envs = FederatedHopper(maps, 1, 0.99, seed, training=False, observation_statistics=frozen)
     returns: list[list[float]] = [[] for _ in range(n_agents)]
     obs = envs.reset()

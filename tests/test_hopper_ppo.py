@@ -1,0 +1,218 @@
+"""Federated Hopper-v5 and PPO batched over agents, on tiny budgets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import fedrl
+from gymnasium.wrappers.utils import RunningMeanStd
+
+from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
+from fedrl_cli.algos.ppo import ActorCritic, PPOAgents, PPOSettings, clip_grad_norm_per_agent, load_model
+from fedrl_cli.envs.hopper import ENV_ID, FederatedHopper, RunningMoments, action_maps
+
+TINY = PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4)
+
+
+def test_action_maps() -> None:
+    maps = action_maps("signed_permutation", 4, 3, seed=1, identity_first=True)
+    np.testing.assert_array_equal(maps[0], np.eye(3))
+    for matrix in maps:
+        np.testing.assert_allclose(matrix @ matrix.T, np.eye(3))  # orthogonal
+        assert set(np.abs(matrix).ravel()) == {0.0, 1.0}
+    assert any(not np.array_equal(m, np.abs(m)) for m in maps)  # some signs flip
+    permutations = action_maps("permutation", 3, 3, seed=1, identity_first=False)
+    assert (permutations >= 0).all() and np.allclose(permutations.sum(axis=1), 1)
+    gains = action_maps("gain", 3, 3, seed=1, identity_first=True)
+    diagonal = np.diagonal(gains, axis1=1, axis2=2)
+    np.testing.assert_array_equal(gains, np.stack([np.diag(d) for d in diagonal]))  # diagonal maps
+    assert ((diagonal[1:] >= 0.5) & (diagonal[1:] <= 1.5)).all() and not np.allclose(diagonal[1:], 1)
+    np.testing.assert_array_equal(action_maps("none", 2, 3, 0, False), np.stack([np.eye(3)] * 2))
+
+
+def test_the_simulator_receives_the_mapped_action() -> None:
+    """A federated copy stepped with a behaves as the raw Hopper-v5 stepped with clip(M_i a)."""
+    maps = action_maps("signed_permutation", 2, 3, seed=3, identity_first=True)
+    envs = FederatedHopper(maps, 1, 0.99, seed=5)
+    envs.reset()
+    raw = gym.make(ENV_ID)
+    raw_obs, _ = raw.reset(seed=5 + 1)  # agent 1's copy is sub-environment 1
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        actions = rng.uniform(-1.5, 1.5, size=(2, 1, 3))
+        envs.step(actions)
+        raw_obs, *_ = raw.step(np.clip(maps[1] @ np.clip(actions[1, 0], -1, 1), -1, 1))
+        np.testing.assert_allclose(envs.raw_obs[1], raw_obs)
+    assert not np.allclose(maps[1], np.eye(3))
+    envs.close()
+
+
+def test_running_moments_match_gymnasium() -> None:
+    stream = np.random.default_rng(0).normal(size=(50, 3, 4))
+    ours = RunningMoments.start(3, (4,))
+    theirs = [RunningMeanStd(shape=(4,)) for _ in range(3)]
+    for sample in stream:
+        ours.update(sample)
+        for copy, stats in enumerate(theirs):
+            stats.update(sample[copy][None])
+    np.testing.assert_allclose(ours.mean, [s.mean for s in theirs])
+    np.testing.assert_allclose(ours.var, [s.var for s in theirs])
+
+
+def test_batched_forward_equals_each_agents_own_network() -> None:
+    torch.manual_seed(0)
+    model = ActorCritic(3, 11, 3)
+    obs = torch.randn(3, 5, 11)
+    batched = model.actor_mean(obs)
+    values = model.value(obs)
+    for agent in range(3):
+        x = obs[agent]
+        for layer in model.actor_mean:
+            x = x @ layer.weight[agent] + layer.bias[agent] if hasattr(layer, "weight") else torch.tanh(x)
+        torch.testing.assert_close(batched[agent], x)
+        v = obs[agent]
+        for layer in model.critic:
+            v = v @ layer.weight[agent] + layer.bias[agent] if hasattr(layer, "weight") else torch.tanh(v)
+        torch.testing.assert_close(values[agent], v[:, 0])
+    assert not torch.allclose(model.actor_mean[0].weight[0], model.actor_mean[0].weight[1])  # independent inits
+
+
+def test_gradient_clipping_uses_each_agents_own_norm() -> None:
+    torch.manual_seed(0)
+    model = ActorCritic(2, 4, 2)
+    (model.value(torch.randn(2, 8, 4)) * torch.tensor([[1.0], [100.0]])).sum().backward()
+    parameters = [p for p in model.parameters() if p.grad is not None]
+    expected = []
+    for agent in range(2):
+        grads = [p.grad[agent].clone().requires_grad_() for p in parameters]
+        for g, p in zip(grads, parameters, strict=True):
+            g.grad = p.grad[agent].clone()
+        torch.nn.utils.clip_grad_norm_(grads, 0.5)
+        expected.append([g.grad for g in grads])
+    clip_grad_norm_per_agent(parameters, 0.5)
+    for agent in range(2):
+        for p, e in zip(parameters, expected[agent], strict=True):
+            torch.testing.assert_close(p.grad[agent], e)
+
+
+def tiny_agents(n_agents: int = 2, seed: int = 0) -> PPOAgents:
+    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
+    return PPOAgents(envs, TINY, total_iterations=4, seed=seed)
+
+
+def surrogate_loss(agents: PPOAgents, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The clipped PPO objective plus value loss of each agent on the whole batch."""
+    s = agents.settings
+    with torch.no_grad():
+        _, logprob, _, value = agents.model.action_and_value(batch["obs"], batch["actions"])
+        ratio = (logprob - batch["logprobs"]).exp()
+        adv = batch["advantages"]
+        adv = (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + 1e-8)
+        policy = torch.max(-adv * ratio, -adv * ratio.clamp(1 - s.clip_coef, 1 + s.clip_coef)).mean(1)
+        return policy + s.vf_coef * 0.5 * ((value - batch["returns"]) ** 2).mean(1)
+
+
+def test_a_ppo_update_on_a_fixed_batch_lowers_the_clipped_loss() -> None:
+    agents = tiny_agents()
+    batch, _ = agents.collect()
+    before = surrogate_loss(agents, batch)
+    agents.update(batch)
+    after = surrogate_loss(agents, batch)
+    assert (after < before - 1e-3).all(), (before, after)
+    agents.envs.close()
+
+
+def test_after_a_fedavg_round_all_agents_hold_the_mean() -> None:
+    agents = tiny_agents(3)
+    algorithm = FedAvgPPO(agents, local_steps=1)
+    agents.iterate()
+    local = [p.detach().clone() for p in agents.model.parameters()]
+    assert not torch.allclose(local[0][0], local[0][1])
+    algorithm.average()
+    for before, after in zip(local, agents.model.parameters(), strict=True):
+        for agent in range(3):
+            torch.testing.assert_close(after[agent], before.mean(0))
+    size = sum(p[0].numel() for p in local)
+    assert algorithm.channel.floats == 2 * 3 * size
+    agents.envs.close()
+
+
+PPO_TINY = (
+    "env=hopper",
+    "n_agents=2",
+    "algo.rounds=2",
+    "algo.local_steps=1",
+    "algo.rollout_steps=64",
+    "algo.minibatches=4",
+    "algo.update_epochs=2",
+    "algo.eval_every=1",
+    "algo.eval_episodes=1",
+    "progress=false",
+)
+
+
+@pytest.mark.parametrize("algo", ["single_ppo", "fedavg_ppo"])
+def test_ppo_runs_write_the_contract_and_a_loadable_model(tmp_path: Path, algo: str) -> None:
+    result = fedrl(
+        "run",
+        f"algo={algo}",
+        *PPO_TINY,
+        "env.action_map=signed_permutation",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "run"
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert header == [
+        "round",
+        "samples",
+        "samples_per_agent",
+        "comm_floats",
+        "wall_s",
+        "sps",
+        "return_mean",
+        "eval_return_mean",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "approx_kl",
+        "clipfrac",
+    ]
+    rows = [line.split(",") for line in (out / "metrics.csv").read_text().splitlines()[1:]]
+    assert [int(r[1]) for r in rows] == [0, 128, 256]
+    assert all(float(r[7]) > 0 for r in rows[1:])  # evaluated each round
+    communicated = [int(r[3]) for r in rows]
+    assert (communicated[-1] > 0) == (algo == "fedavg_ppo")
+    agent_rows = (out / "agent_metrics.csv").read_text().splitlines()
+    assert agent_rows[0] == "round,agent,return,eval_return,policy_loss,value_loss,entropy,approx_kl,clipfrac"
+    assert len(agent_rows) == 1 + 3 * 2
+    assert json.loads((out / "summary.json").read_text())["status"] == "completed"
+    model, statistics, _, config = load_model(out / "model.pt")
+    assert model.n_agents == 2 and statistics.mean.shape == (2, 11) and config["algo"]["name"] == algo
+    evaluated = fedrl("evaluate", str(out), "--episodes", "1", cwd=tmp_path)
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert "agent 1: mean return" in evaluated.stdout
+
+
+def test_ppo_runs_are_deterministic(tmp_path: Path) -> None:
+    tables = []
+    for name in ("a", "b"):
+        result = fedrl("run", "algo=fedavg_ppo", *PPO_TINY, "seed=3", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        lines = (tmp_path / name / "metrics.csv").read_text().splitlines()
+        tables.append([[cell for i, cell in enumerate(line.split(",")) if i not in (4, 5)] for line in lines])
+    assert tables[0] == tables[1]
+
+
+def test_unsupported_pairs_exit_2_listing_the_supported(tmp_path: Path) -> None:
+    result = fedrl("run", "algo=fastfedpg", "env=hopper", cwd=tmp_path)
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "algo=fastfedpg does not run on env=hopper" in line and "single_ppo on hopper" in line
+    assert len(line.splitlines()) == 1
