@@ -37,7 +37,8 @@ test: dev
 	$(BIN)/python -m pytest -q $(ARGS)
 
 bench: install
-	$(BIN)/python scripts/bench_tabular.py $(ARGS)
+	$(BIN)/python scripts/bench_tabular.py
+	$(BIN)/python scripts/bench_hopper.py
 
 reproduce: install
 	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)
