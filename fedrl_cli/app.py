@@ -84,8 +84,9 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False) -> di
         config["algo"]["rounds"],
         run_dir,
     )
-    experiment = build(config)
+    experiment = None
     try:
+        experiment = build(config)
         show = config["progress"] and not in_sweep
         with RoundProgress(config["algo"]["rounds"], show, f"{algo}/{env}") as progress:
             final = run_rounds(
@@ -102,7 +103,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False) -> di
         record(status="failed", error_type=kind, error=reason, finished=_now())
         raise
     finally:
-        experiment.close()
+        if experiment is not None:
+            experiment.close()
     record(status="completed", final=final, finished=_now())
     shown = ", ".join(f"{k}={v:.6g}" for k, v in final.items() if isinstance(v, float) and k != "wall_s")
     log.info("fedrl: completed %d rounds in %.2fs: %s", final["round"], summary["wall_s"], shown)

@@ -109,12 +109,24 @@ _PPO: dict[str, Rule] = {
     "eval_episodes": integer(1),
 }
 
+_SUBSPACE_LINEAR: dict[str, Rule] = {
+    "rounds": integer(0),
+    "local_steps": integer(1),
+    "features": one_of("onehot", "random"),
+    "feature_dim": integer(1),
+    "rank": integer(1),
+    "lr_head": positive(),
+    "lr_basis": non_negative(),
+    "lr_actor": non_negative(),
+}
+
 ALGORITHMS: dict[str, dict[str, Rule]] = {
     "fastfedpg": {**_POLICY_GRADIENT, "global_lr": positive()},
     "fedavg_pg": {**_POLICY_GRADIENT, "global_lr": positive()},
     "local_pg": dict(_POLICY_GRADIENT),
     "single_ppo": dict(_PPO),
     "fedavg_ppo": dict(_PPO),
+    "fedsubspace_ac": _SUBSPACE_LINEAR,
 }
 
 # which environment families each algorithm runs on
@@ -124,6 +136,7 @@ SUPPORTED: dict[str, tuple[str, ...]] = {
     "local_pg": ("tabular",),
     "single_ppo": ("hopper",),
     "fedavg_ppo": ("hopper",),
+    "fedsubspace_ac": ("tabular",),
 }
 
 
@@ -164,6 +177,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _check_section("", top, TOP_LEVEL)
     _check_section("env.", env, ENVIRONMENTS[env["name"]])
     _check_section("algo.", algo, ALGORITHMS[algo["name"]])
+    if algo["name"] == "fedsubspace_ac":
+        dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
+        if algo["rank"] > dimension:
+            raise ConfigError(
+                f"algo.rank={algo['rank']} is not allowed: it must be at most the feature dimension {dimension}"
+            )
     if "minibatches" in algo and algo["minibatches"] > algo["rollout_steps"] * env["n_envs"]:
         raise ConfigError(
             f"algo.minibatches={algo['minibatches']} is not allowed: it must be at most "

@@ -61,6 +61,44 @@ class TabularExperiment:
         """Nothing to release."""
 
 
+class SubspaceTabularExperiment:
+    """The federated subspace actor-critic, linear form, on a tabular family, measured exactly."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC, make_features
+        from fedrl_cli.envs.tabular import CriticMetrics, make_family
+
+        env, algo = cfg["env"], cfg["algo"]
+        family = make_family(cfg["n_agents"], **{key: value for key, value in env.items() if key != "name"})
+        rng = np.random.default_rng(cfg["seed"])
+        features = make_features(algo["features"], family.n_states, algo["feature_dim"], rng)
+        self.algorithm = FedSubspaceAC(
+            family,
+            features,
+            algo["rank"],
+            algo["local_steps"],
+            algo["lr_head"],
+            algo["lr_basis"],
+            algo["lr_actor"],
+            rng,
+        )
+        self.metrics = CriticMetrics(family)
+
+    def round(self) -> None:
+        self.algorithm.round()
+
+    def measure(self) -> Measurement:
+        a = self.algorithm
+        metrics, per_agent = self.metrics(a.actors, a.value_estimates(), a.features @ a.basis)
+        return Measurement(a.samples, a.channel.floats, metrics, per_agent)
+
+    def finish(self, run_dir: Path) -> None:
+        """A tabular run's result is its CSVs."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
 PPO_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
 
 
@@ -136,8 +174,8 @@ class HopperExperiment:
         self.envs.close()
 
 
-FAMILIES: dict[str, type] = {"tabular": TabularExperiment, "hopper": HopperExperiment}
-
-
 def build(cfg: dict[str, Any]) -> Experiment:
-    return FAMILIES[cfg["env"]["name"]](cfg)
+    algo, env = cfg["algo"]["name"], cfg["env"]["name"]
+    if env == "hopper":
+        return HopperExperiment(cfg)
+    return SubspaceTabularExperiment(cfg) if algo == "fedsubspace_ac" else TabularExperiment(cfg)

@@ -97,6 +97,26 @@ class TabularFamily:
         advantage = q_values - values[..., None]
         return values @ self.initial, occupancy[..., None] * pi * advantage
 
+    def values_and_stationary(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``V_i^{π_i}`` (N, S) and the stationary distribution ``μ_i`` of each agent's chain under its policy
+        (N, S), solving ``μ (I − P_π) = 0`` with ``Σ μ = 1``."""
+        pi, values, _, _ = self._policy_evaluation(theta)
+        p_pi = np.einsum("nsa,nsat->nst", pi, self.transitions)
+        system = np.swapaxes(np.eye(self.n_states) - p_pi, 1, 2) + 1.0  # adds the row Σ μ = 1 to every row
+        stationary = np.linalg.solve(system, np.ones((self.n_agents, self.n_states, 1)))[..., 0]
+        return values, stationary
+
+    def step(
+        self, states: np.ndarray, action_probabilities: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One transition per agent from ``states`` (N,) with actions drawn from ``action_probabilities``
+        (N, A): the actions, rewards and next states, each (N,)."""
+        uniforms = rng.random((2, self.n_agents))
+        actions = _inverse_sample(_cdf_columns(action_probabilities), np.arange(self.n_agents), uniforms[0])
+        pairs = (np.arange(self.n_agents) * self.n_states + states) * self.n_actions + actions
+        next_states = _inverse_sample(self.transition_cdf, pairs, uniforms[1])
+        return actions, self.rewards.reshape(-1)[pairs], next_states
+
     def optimal_objective(self) -> float | None:
         """``J*`` of the average MDP, or None when transitions differ across agents.
 
@@ -226,3 +246,40 @@ class ExactMetrics:
             "grad_norm": np.linalg.norm(agent_gradients.reshape(n, -1), axis=1),
         }
         return metrics, per_agent
+
+
+def subspace_distance(basis: np.ndarray, vectors: np.ndarray, rank: int) -> float:
+    """Sine of the largest principal angle between the best rank-k subspace of ``vectors`` (S, N) (its top
+    k = min(rank, N, S) left singular vectors) and the span of ``basis`` (S, r): 0 when the span contains it."""
+    k = min(rank, *vectors.shape)
+    top = np.linalg.svd(vectors, full_matrices=False)[0][:, :k]
+    q, _ = np.linalg.qr(basis)
+    return float(np.linalg.norm(top - q @ (q.T @ top), ord=2))
+
+
+class CriticMetrics:
+    """Exact metrics of per-agent actor-critic learners (subspace actor-critic), from the tabular model.
+
+    ``critic_error``: mean over agents of ``‖V̂_i − V_i^{π_i}‖_{μ_i}``, the error of the agent's value estimate
+    weighted by its chain's stationary distribution; ``grad_norm``: mean of ``‖∇J_i(θ_i)‖``; ``objective``:
+    mean of ``J_i(θ_i)``; ``subspace_distance``: :func:`subspace_distance` between the span of ``Φ B`` and the
+    agents' true value functions. Per agent: ``critic_error``, ``objective``, ``grad_norm``.
+    """
+
+    def __init__(self, family: TabularFamily) -> None:
+        self.family = family
+
+    def __call__(
+        self, actors: np.ndarray, estimates: np.ndarray, feature_basis: np.ndarray
+    ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
+        values, stationary = self.family.values_and_stationary(actors)
+        objective, gradient = self.family.objective_and_gradient(actors)
+        errors = np.sqrt((stationary * (estimates - values) ** 2).sum(axis=1))
+        grad_norms = np.linalg.norm(gradient.reshape(self.family.n_agents, -1), axis=1)
+        metrics = {
+            "critic_error": float(errors.mean()),
+            "grad_norm": float(grad_norms.mean()),
+            "objective": float(objective.mean()),
+            "subspace_distance": subspace_distance(feature_basis, values.T, feature_basis.shape[1]),
+        }
+        return metrics, {"critic_error": errors, "objective": objective, "grad_norm": grad_norms}
