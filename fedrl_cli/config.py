@@ -6,9 +6,11 @@ turns it into exit code 2. The YAML files under ``conf/`` document each key; thi
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fedrl_cli.errors import ConfigError
@@ -120,23 +122,30 @@ _SUBSPACE_LINEAR: dict[str, Rule] = {
     "lr_actor": non_negative(),
 }
 
-ALGORITHMS: dict[str, dict[str, Rule]] = {
-    "fastfedpg": {**_POLICY_GRADIENT, "global_lr": positive()},
-    "fedavg_pg": {**_POLICY_GRADIENT, "global_lr": positive()},
-    "local_pg": dict(_POLICY_GRADIENT),
-    "single_ppo": dict(_PPO),
-    "fedavg_ppo": dict(_PPO),
-    "fedsubspace_ac": _SUBSPACE_LINEAR,
-}
+LAYERS = ("actor_mean.0", "actor_mean.2", "actor_mean.4", "actor_logstd", "critic.0", "critic.2", "critic.4")
 
-# which environment families each algorithm runs on
-SUPPORTED: dict[str, tuple[str, ...]] = {
-    "fastfedpg": ("tabular",),
-    "fedavg_pg": ("tabular",),
-    "local_pg": ("tabular",),
-    "single_ppo": ("hopper",),
-    "fedavg_ppo": ("hopper",),
-    "fedsubspace_ac": ("tabular",),
+
+def layer_list() -> Rule:
+    return Rule(
+        lambda v: isinstance(v, list) and all(item in LAYERS for item in v),
+        "a list of layer names from " + ", ".join(LAYERS),
+    )
+
+
+def optional_path() -> Rule:
+    return Rule(lambda v: v is None or (isinstance(v, str) and v != ""), "null or the path of a run dir")
+
+
+_PPO_ALL = {**_PPO, "trunk_from": optional_path(), "freeze_trunk": BOOLEAN}
+
+# the keys of each algorithm on each environment family it runs on
+ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
+    "fastfedpg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive()}},
+    "fedavg_pg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive()}},
+    "local_pg": {"tabular": dict(_POLICY_GRADIENT)},
+    "single_ppo": {"hopper": _PPO_ALL},
+    "fedavg_ppo": {"hopper": _PPO_ALL},
+    "fedsubspace_ac": {"tabular": _SUBSPACE_LINEAR, "hopper": {**_PPO_ALL, "shared_layers": layer_list()}},
 }
 
 
@@ -161,6 +170,21 @@ def _check_section(prefix: str, section: Mapping[str, Any], rules: Mapping[str, 
             raise ConfigError(f"{prefix}{key}={_show(value)} is not allowed: it must be {rule.allowed}")
 
 
+def _check_trunk_source(path: str) -> None:
+    """``algo.trunk_from`` must name a completed fedsubspace_ac run on hopper, which saved its model."""
+    allowed = "it must be the run dir of a completed fedsubspace_ac run on env=hopper"
+    try:
+        summary = json.loads((Path(path) / "summary.json").read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}") from None
+    config = summary.get("config") or {}
+    source = (config.get("algo", {}).get("name"), config.get("env", {}).get("name"), summary.get("status"))
+    if source != ("fedsubspace_ac", "hopper", "completed") or not (Path(path) / "model.pt").is_file():
+        raise ConfigError(
+            f"algo.trunk_from={path} is not allowed: it holds a {source[2]} {source[0]} run on {source[1]}; {allowed}"
+        )
+
+
 def validate(cfg: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for the first key of ``cfg`` (a plain dict) that breaks the contract."""
     env, algo = cfg.get("env"), cfg.get("algo")
@@ -170,14 +194,18 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if not isinstance(algo, Mapping) or algo.get("name") not in ALGORITHMS:
         name = algo.get("name") if isinstance(algo, Mapping) else algo
         raise ConfigError(f"algo={_show(name)} is not allowed: it must be one of {', '.join(ALGORITHMS)}")
-    if env["name"] not in SUPPORTED[algo["name"]]:
-        pairs = "; ".join(f"{a} on {', '.join(envs)}" for a, envs in SUPPORTED.items())
+    if env["name"] not in ALGORITHMS[algo["name"]]:
+        pairs = "; ".join(f"{a} on {', '.join(envs)}" for a, envs in ALGORITHMS.items())
         raise ConfigError(f"algo={algo['name']} does not run on env={env['name']}; supported: {pairs}")
     top = {key: value for key, value in cfg.items() if key not in ("env", "algo", "hydra")}
     _check_section("", top, TOP_LEVEL)
     _check_section("env.", env, ENVIRONMENTS[env["name"]])
-    _check_section("algo.", algo, ALGORITHMS[algo["name"]])
-    if algo["name"] == "fedsubspace_ac":
+    _check_section("algo.", algo, ALGORITHMS[algo["name"]][env["name"]])
+    if algo.get("trunk_from"):
+        _check_trunk_source(algo["trunk_from"])
+    if algo.get("freeze_trunk") and not algo.get("trunk_from"):
+        raise ConfigError("algo.freeze_trunk=true is not allowed without algo.trunk_from: there is no trunk to freeze")
+    if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
         if algo["rank"] > dimension:
             raise ConfigError(

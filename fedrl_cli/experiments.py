@@ -7,6 +7,7 @@ imports torch or MuJoCo.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from fedrl_cli.federation import Measurement
+
+log = logging.getLogger("fedrl")
 
 
 class Experiment(Protocol):
@@ -113,6 +116,7 @@ class HopperExperiment:
         import torch
 
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
+        from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, load_trunk
         from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
         from fedrl_cli.algos.single_ppo import SinglePPO
         from fedrl_cli.envs.hopper import FederatedHopper, action_maps
@@ -124,7 +128,14 @@ class HopperExperiment:
         self.envs = FederatedHopper(self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"])
         settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
         self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
-        self.algorithm = (FedAvgPPO if algo["name"] == "fedavg_ppo" else SinglePPO)(self.ppo, algo["local_steps"])
+        if algo["trunk_from"]:
+            loaded = load_trunk(self.ppo.model, Path(algo["trunk_from"]), algo["freeze_trunk"])
+            state = "frozen" if algo["freeze_trunk"] else "trainable"
+            log.info("fedrl: trunk %s (%s) loaded from %s", ", ".join(loaded), state, algo["trunk_from"])
+        if algo["name"] == "fedsubspace_ac":
+            self.algorithm = FedSubspacePPO(self.ppo, algo["local_steps"], algo["shared_layers"])
+        else:
+            self.algorithm = (FedAvgPPO if algo["name"] == "fedavg_ppo" else SinglePPO)(self.ppo, algo["local_steps"])
         self.round_index, self.round_seconds, self.round_steps = 0, 0.0, 0
         self.stats: dict[str, np.ndarray] = {}
         self.returns: list[list[float]] = [[] for _ in range(n_agents)]
@@ -175,6 +186,7 @@ class HopperExperiment:
 
 
 def build(cfg: dict[str, Any]) -> Experiment:
+    """The experiment for the config's (algorithm, environment) pair."""
     algo, env = cfg["algo"]["name"], cfg["env"]["name"]
     if env == "hopper":
         return HopperExperiment(cfg)

@@ -128,3 +128,101 @@ def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
     assert summary["status"] == "completed" and summary["config"]["algo"]["rank"] == 3
     bad = fedrl("run", "algo=fedsubspace_ac", "algo.rank=9", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
     assert bad.returncode == 2 and "algo.rank=9 is not allowed" in bad.stderr
+
+
+# ---- deep form (shared-trunk PPO on Hopper) and transfer ----------------------------------------------------
+
+DEEP_TINY = (
+    "env=hopper",
+    "algo.rounds=1",
+    "algo.local_steps=1",
+    "algo.rollout_steps=64",
+    "algo.minibatches=4",
+    "algo.update_epochs=2",
+    "algo.eval_every=1",
+    "algo.eval_episodes=1",
+    "progress=false",
+)
+TRUNK = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
+
+
+def deep_agents(n_agents: int = 3):
+    from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
+    from fedrl_cli.envs.hopper import FederatedHopper, action_maps
+
+    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=0)
+    return PPOAgents(envs, PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4), 2, seed=0)
+
+
+def test_after_a_round_the_trunk_is_shared_and_the_heads_are_not() -> None:
+    from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, in_layers
+
+    ppo = deep_agents()
+    algorithm = FedSubspacePPO(ppo, local_steps=1, shared_layers=TRUNK)
+    algorithm.round()
+    shared_size = 0
+    for name, parameter in ppo.model.named_parameters():
+        same = all(np.allclose(parameter[0].detach(), parameter[i].detach()) for i in range(1, 3))
+        assert same == in_layers(name, TRUNK), name
+        shared_size += parameter[0].numel() if in_layers(name, TRUNK) else 0
+    assert algorithm.channel.floats == 2 * 3 * shared_size
+    ppo.envs.close()
+
+
+def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Path) -> None:
+    import torch
+
+    from fedrl_cli.algos.fedsubspace_ppo import in_layers, load_trunk
+    from fedrl_cli.algos.ppo import load_model
+
+    source = tmp_path / "source"
+    trained = fedrl(
+        "run",
+        "algo=fedsubspace_ac",
+        *DEEP_TINY,
+        "n_agents=2",
+        "env.action_map=signed_permutation",
+        f"hydra.run.dir={source}",
+        cwd=tmp_path,
+    )
+    assert trained.returncode == 0, trained.stderr
+    trunk = {
+        name: p[0].detach().clone()
+        for name, p in load_model(source / "model.pt")[0].named_parameters()
+        if in_layers(name, TRUNK)
+    }
+    ppo = deep_agents(n_agents=2)
+    loaded = load_trunk(ppo.model, source, freeze=True)
+    assert sorted(loaded) == sorted(trunk)
+    for name, parameter in ppo.model.named_parameters():
+        if name in trunk:
+            for agent in range(2):
+                torch.testing.assert_close(parameter[agent].detach(), trunk[name], rtol=0, atol=0)
+    heads_before = ppo.model.actor_mean[4].weight.detach().clone()
+    ppo.iterate()
+    for name, parameter in ppo.model.named_parameters():
+        if name in trunk:
+            torch.testing.assert_close(parameter[0].detach(), trunk[name], rtol=0, atol=0)  # frozen
+    assert not torch.allclose(ppo.model.actor_mean[4].weight, heads_before)  # the heads learn
+    ppo.envs.close()
+
+    new_agent = tmp_path / "new"
+    result = fedrl(
+        "run",
+        "algo=single_ppo",
+        *DEEP_TINY,
+        "n_agents=1",
+        "env.action_map=signed_permutation",
+        "env.action_map_seed=999",
+        "env.identity_first=false",
+        f"algo.trunk_from={source}",
+        "algo.freeze_trunk=true",
+        f"hydra.run.dir={new_agent}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"loaded from {source}" in result.stdout
+    summary = json.loads((new_agent / "summary.json").read_text())
+    assert summary["config"]["algo"]["trunk_from"] == str(source) and summary["status"] == "completed"
+    wrong = fedrl("run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={new_agent}", cwd=tmp_path)
+    assert wrong.returncode == 2 and "it holds a completed single_ppo run" in wrong.stderr

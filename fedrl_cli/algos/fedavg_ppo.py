@@ -22,9 +22,13 @@ class FedAvgPPO(SinglePPO):
         self.average()
         return result
 
+    def shared(self) -> list[torch.nn.Parameter]:
+        """What the agents share: every actor and critic parameter."""
+        return list(self.ppo.model.parameters())
+
     def average(self) -> None:
-        """Every agent sends its parameters; the server broadcasts their mean, which every agent adopts."""
+        """Every agent sends its shared parameters; the server broadcasts their mean, which every agent adopts."""
         with torch.no_grad():
-            for parameter in self.ppo.model.parameters():
+            for parameter in self.shared():
                 mean = self.channel.broadcast(self.channel.up(parameter.data).mean(0, keepdim=True))
                 parameter.data.copy_(mean.expand_as(parameter))

@@ -160,7 +160,7 @@ class PPOAgents:
         size = batch["obs"].shape[1]
         minibatch = size // s.minibatches
         rows = torch.arange(n)[:, None]
-        parameters = list(self.model.parameters())
+        parameters = [p for p in self.model.parameters() if p.requires_grad]  # a frozen trunk is left out
         clipfracs = []
         for _ in range(s.update_epochs):
             order = torch.rand(n, size).argsort(dim=1)  # each agent shuffles its own batch
