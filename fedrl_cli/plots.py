@@ -127,7 +127,8 @@ def curves(results: Results, metric: str, x: str) -> list[Curve]:
     found = []
     for values, part in frame.groupby(keys, sort=True, dropna=False):
         key_values = dict(zip(keys, values, strict=True))
-        table = part.pivot_table(index="round", columns="run_dir", values=metric, dropna=False)
+        # rounds where no run has the metric (e.g. between evaluations) are left out
+        table = part.pivot_table(index="round", columns="run_dir", values=metric, dropna=False).dropna(how="all")
         mean, low, high = mean_and_ci(table.to_numpy().T)
         by_round = part.groupby("round")
         last = by_round.mean(numeric_only=True).iloc[-1]

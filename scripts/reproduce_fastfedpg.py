@@ -12,14 +12,13 @@ on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from reproduce_common import claims_markdown, loglog_slope, markdown, sweep
 
 from fedrl_cli.plots import make_plots
 from fedrl_cli.results import Results, load_results
@@ -50,25 +49,10 @@ SAMPLED = {
 FINAL_WINDOW = 50  # the error at the budget: each run's mean gap over its last rounds (smooths sampling noise)
 
 
-def sweep(name: str, params: dict[str, str], out: Path, jobs: int) -> tuple[Path, str]:
-    """Run one `fedrl run -m` sweep into ``out/name``; returns its dir and the command line."""
-    target = out / name
-    args = [
-        "run",
-        "-m",
-        *FAMILY,
-        *(f"{k}={v}" for k, v in params.items()),
-        f"hydra.sweep.dir={target}",
-        f"hydra.launcher.n_jobs={jobs}",
-    ]
-    command = "fedrl " + " ".join(a if "(" not in a else f"'{a}'" for a in args[:-1])
-    print(f"[reproduce] {command}", flush=True)
-    subprocess.run([sys.executable, "-m", "fedrl_cli", *args], check=True, stdout=subprocess.DEVNULL)
-    return target, command
-
-
-def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+def run_sweep(name: str, params: dict[str, str], out: Path, jobs: int) -> tuple[Path, str]:
+    """Run one sweep into ``out/name``; returns its dir and the command line."""
+    overrides = [*FAMILY, *(f"{k}={v}" for k, v in params.items())]
+    return out / name, sweep(out / name, overrides, jobs)
 
 
 def exact_claims(results: Results) -> tuple[pd.DataFrame, list[tuple[str, bool, str]]]:
@@ -179,16 +163,6 @@ def sampled_claims(results: Results, speedup: pd.DataFrame) -> tuple[pd.DataFram
     return table, claims
 
 
-def markdown(table: pd.DataFrame) -> str:
-    return table.to_markdown(index=False, floatfmt=".4g")
-
-
-def claims_markdown(claims: list[tuple[str, bool, str]]) -> str:
-    lines = ["| claim | held | measured |", "|---|---|---|"]
-    lines += [f"| {claim} | {'yes' if held else '**no**'} | {measured} |" for claim, held, measured in claims]
-    return "\n".join(lines)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
@@ -199,14 +173,14 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
 
-    exact_dir, exact_command = sweep("exact", EXACT, out, args.jobs)
+    exact_dir, exact_command = run_sweep("exact", EXACT, out, args.jobs)
     exact = load_results([exact_dir])
     most_heterogeneous = exact.frame[exact.frame["reward_heterogeneity"] == exact.frame["reward_heterogeneity"].max()]
     make_plots(Results(most_heterogeneous, exact.runs, exact.config_columns), out / "exact_h_max")
     make_plots(exact, out / "exact")
     exact_table, exact_found = exact_claims(exact)
 
-    sampled_dir, sampled_command = sweep("sampled", SAMPLED, out, args.jobs)
+    sampled_dir, sampled_command = run_sweep("sampled", SAMPLED, out, args.jobs)
     sampled = load_results([sampled_dir])
     report = make_plots(sampled, out / "sampled")
     sampled_table, sampled_found = sampled_claims(sampled, report.speedup)

@@ -1,0 +1,35 @@
+"""Helpers shared by the claim-reproduction scripts: run a `fedrl` sweep, fit slopes, write tables."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+Claim = tuple[str, bool, str]  # (what is claimed, whether it held, what was measured)
+
+
+def sweep(target: Path, overrides: list[str], jobs: int) -> str:
+    """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it."""
+    args = ["run", "-m", *overrides, f"hydra.sweep.dir={target}", f"hydra.launcher.n_jobs={jobs}"]
+    command = "fedrl " + " ".join(f"'{a}'" if "(" in a or "[" in a else a for a in args[:-1])
+    print(f"[reproduce] {command}", flush=True)
+    subprocess.run([sys.executable, "-m", "fedrl_cli", *args], check=True, stdout=subprocess.DEVNULL)
+    return command
+
+
+def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
+    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
+
+
+def markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".4g")
+
+
+def claims_markdown(claims: list[Claim]) -> str:
+    lines = ["| claim | held | measured |", "|---|---|---|"]
+    lines += [f"| {claim} | {'yes' if held else '**no**'} | {measured} |" for claim, held, measured in claims]
+    return "\n".join(lines)
