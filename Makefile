@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 ARGS   ?=
 
-.PHONY: install dev demo test bench reproduce lint clean
+.PHONY: install dev demo test bench reproduce reproduce-subspace lint clean
 
 install: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
@@ -42,6 +42,9 @@ bench: install
 
 reproduce: install
 	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)
+
+reproduce-subspace: install
+	$(BIN)/python scripts/reproduce_subspace.py $(ARGS)
 
 lint: dev
 	$(BIN)/ruff check fedrl_cli tests scripts

@@ -45,7 +45,10 @@ def _one_line(error: BaseException) -> str:
     not_in_struct = re.search(r"Could not override '([^']+)'", text)
     if not_in_struct:
         key = not_in_struct.group(1)
-        return f"{key}: unknown key (see `fedrl run --help` for the keys; `+{key}=...` adds a new one)"
+        return (
+            f"{key}: unknown key (see `fedrl run --help` for the keys; in a sweep over algo or env, write "
+            f"`++{key}=...` for a key that only some of them have)"
+        )
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines) if lines else type(error).__name__
 

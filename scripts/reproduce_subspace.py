@@ -42,7 +42,7 @@ FINAL_WINDOW = 30  # rounds averaged for the tabular error at the budget
 
 
 def hopper_budget(rounds: int, scale: float) -> list[str]:
-    return [f"algo.rounds={max(1, round(rounds * scale))}", "algo.local_steps=4"]
+    return [f"algo.rounds={max(1, round(rounds * scale))}", "++algo.local_steps=4"]
 
 
 def tabular_claims(out: Path, jobs: int) -> tuple[str, list[Claim], pd.DataFrame]:
@@ -152,13 +152,14 @@ def main() -> None:
 
     tabular_command, tabular_found, tabular_table = tabular_claims(out, args.jobs)
 
+    # `++` sets keys that the default algorithm, which composes the sweep's base config, lacks
     hopper = [
         "env=hopper",
         "n_agents=4",
         "env.action_map=signed_permutation",
         "seed=0,1,2",
-        "algo.eval_every=5",
-        "algo.eval_episodes=5",
+        "++algo.eval_every=5",
+        "++algo.eval_episodes=5",
         "progress=false",
         *hopper_budget(25, args.scale),
     ]
@@ -191,8 +192,8 @@ def main() -> None:
         "env.action_map_seed=999",
         "env.identity_first=false",
         "seed=0,1,2",
-        "algo.eval_every=2",
-        "algo.eval_episodes=5",
+        "++algo.eval_every=2",
+        "++algo.eval_episodes=5",
         "progress=false",
         *hopper_budget(10, args.scale),
     ]
