@@ -161,7 +161,7 @@ def main() -> None:
         "++algo.eval_every=5",
         "++algo.eval_episodes=5",
         "progress=false",
-        *hopper_budget(25, args.scale),
+        *hopper_budget(20, args.scale),
     ]
     hopper_command = sweep(out / "hopper", [f"algo={','.join(HOPPER_ALGOS)}", *hopper], args.jobs)
     hopper_runs = load_results([out / "hopper"])
@@ -195,7 +195,7 @@ def main() -> None:
         "++algo.eval_every=2",
         "++algo.eval_episodes=5",
         "progress=false",
-        *hopper_budget(10, args.scale),
+        *hopper_budget(8, args.scale),
     ]
     scratch_command = sweep(out / "transfer_scratch", new_agent, args.jobs)
     transfer_command = sweep(
