@@ -136,12 +136,22 @@ def test_diverging_run_fails_and_keeps_its_rows(tmp_path: Path) -> None:
 def test_list_help_and_cfg(tmp_path: Path) -> None:
     listing = fedrl("list", cwd=tmp_path)
     assert listing.returncode == 0
-    for name in ("tabular", "hopper", "fastfedpg", "fedavg_pg", "local_pg", "single_ppo", "fedavg_ppo", "agents"):
+    for name in (
+        "tabular",
+        "hopper",
+        "fastfedpg",
+        "fedavg_pg",
+        "local_pg",
+        "single_ppo",
+        "fedavg_ppo",
+        "fedsubspace_ac",
+        "agents",
+    ):
         line = next(line for line in listing.stdout.splitlines() if line.strip().startswith(name))
         assert len(line.split()) > 2  # a description follows the name
     helped = fedrl("run", "--help", cwd=tmp_path)
     assert helped.returncode == 0
-    assert "algo: fastfedpg, fedavg_pg, fedavg_ppo, local_pg, single_ppo" in helped.stdout
+    assert "algo: fastfedpg, fedavg_pg, fedavg_ppo, fedsubspace_ac, local_pg, single_ppo" in helped.stdout
     assert "env: hopper, tabular" in helped.stdout
     assert "local_steps" in helped.stdout
     shown = fedrl("run", "--cfg", "job", "algo=local_pg", "n_agents=3", cwd=tmp_path)
