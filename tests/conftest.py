@@ -20,7 +20,35 @@ def fedrl(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedPr
     )
 
 
+def run_into(tmp_path: Path, name: str, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`fedrl run OVERRIDES` with its run dir at ``tmp_path/name``."""
+    run_dir = tmp_path / name
+    return fedrl("run", *overrides, f"hydra.run.dir={run_dir}", cwd=tmp_path), run_dir
+
+
 @pytest.fixture
 def small_family():
     """Five states, three actions, four agents, heterogeneous rewards and transitions."""
     return make_family(4, 5, 3, 0.9, 0.8, 0.4, mdp_seed=3)
+
+
+# a PPO run small enough for a test: one 64-step iteration per round, evaluated every round
+TINY_PPO = (
+    "env=hopper",
+    "algo.local_steps=1",
+    "algo.rollout_steps=64",
+    "algo.minibatches=4",
+    "algo.update_epochs=2",
+    "algo.eval_every=1",
+    "algo.eval_episodes=1",
+    "progress=false",
+)
+
+
+def tiny_ppo(n_agents: int, seed: int = 0):
+    """PPO learners for ``n_agents`` Hopper agents with signed-permutation maps and 64-step rollouts."""
+    from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
+    from fedrl_cli.envs.hopper import FederatedHopper, action_maps
+
+    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
+    return PPOAgents(envs, PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4), 4, seed=seed)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import fedrl
+from conftest import TINY_PPO, fedrl, run_into, tiny_ppo
 
 from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC, make_features, orthonormalise
 from fedrl_cli.envs.tabular import CriticMetrics, make_family, softmax, subspace_distance
@@ -108,7 +108,8 @@ def test_subspace_distance() -> None:
 
 
 def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
-    result = fedrl(
+    result, _ = run_into(
+        tmp_path,
         "run",
         "algo=fedsubspace_ac",
         "env=tabular",
@@ -116,8 +117,6 @@ def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
         "env.transition_heterogeneity=0.5",
         "algo.rounds=5",
         "progress=false",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
@@ -126,38 +125,20 @@ def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
     )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["config"]["algo"]["rank"] == 3
-    bad = fedrl("run", "algo=fedsubspace_ac", "algo.rank=9", f"hydra.run.dir={tmp_path / 'bad'}", cwd=tmp_path)
+    bad, _ = run_into(tmp_path, "bad", "algo=fedsubspace_ac", "algo.rank=9")
     assert bad.returncode == 2 and "algo.rank=9 is not allowed" in bad.stderr
 
 
 # ---- deep form (shared-trunk PPO on Hopper) and transfer ----------------------------------------------------
 
-DEEP_TINY = (
-    "env=hopper",
-    "algo.rounds=1",
-    "algo.local_steps=1",
-    "algo.rollout_steps=64",
-    "algo.minibatches=4",
-    "algo.update_epochs=2",
-    "algo.eval_every=1",
-    "algo.eval_episodes=1",
-    "progress=false",
-)
+DEEP_TINY = (*TINY_PPO, "algo.rounds=1")
 TRUNK = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
-
-
-def deep_agents(n_agents: int = 3):
-    from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
-    from fedrl_cli.envs.hopper import FederatedHopper, action_maps
-
-    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=0)
-    return PPOAgents(envs, PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4), 2, seed=0)
 
 
 def test_after_a_round_the_trunk_is_shared_and_the_heads_are_not() -> None:
     from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, in_layers
 
-    ppo = deep_agents()
+    ppo = tiny_ppo(3)
     algorithm = FedSubspacePPO(ppo, local_steps=1, shared_layers=TRUNK)
     algorithm.round()
     shared_size = 0
@@ -175,15 +156,8 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
     from fedrl_cli.algos.fedsubspace_ppo import in_layers, load_trunk
     from fedrl_cli.algos.ppo import load_model
 
-    source = tmp_path / "source"
-    trained = fedrl(
-        "run",
-        "algo=fedsubspace_ac",
-        *DEEP_TINY,
-        "n_agents=2",
-        "env.action_map=signed_permutation",
-        f"hydra.run.dir={source}",
-        cwd=tmp_path,
+    trained, source = run_into(
+        tmp_path, "source", "algo=fedsubspace_ac", *DEEP_TINY, "n_agents=2", "env.action_map=signed_permutation"
     )
     assert trained.returncode == 0, trained.stderr
     trunk = {
@@ -191,7 +165,7 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
         for name, p in load_model(source / "model.pt")[0].named_parameters()
         if in_layers(name, TRUNK)
     }
-    ppo = deep_agents(n_agents=2)
+    ppo = tiny_ppo(2)
     loaded = load_trunk(ppo.model, source, freeze=True)
     assert sorted(loaded) == sorted(trunk)
     for name, parameter in ppo.model.named_parameters():
@@ -206,9 +180,9 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
     assert not torch.allclose(ppo.model.actor_mean[4].weight, heads_before)  # the heads learn
     ppo.envs.close()
 
-    new_agent = tmp_path / "new"
-    result = fedrl(
-        "run",
+    result, new_agent = run_into(
+        tmp_path,
+        "new",
         "algo=single_ppo",
         *DEEP_TINY,
         "n_agents=1",
@@ -217,8 +191,6 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
         "env.identity_first=false",
         f"algo.trunk_from={source}",
         "algo.freeze_trunk=true",
-        f"hydra.run.dir={new_agent}",
-        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert f"loaded from {source}" in result.stdout

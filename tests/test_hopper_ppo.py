@@ -9,14 +9,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fedrl
+from conftest import TINY_PPO, fedrl, run_into, tiny_ppo
 from gymnasium.wrappers.utils import RunningMeanStd
 
 from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
-from fedrl_cli.algos.ppo import ActorCritic, PPOAgents, PPOSettings, clip_grad_norm_per_agent, load_model
+from fedrl_cli.algos.ppo import ActorCritic, PPOAgents, clip_grad_norm_per_agent, load_model
 from fedrl_cli.envs.hopper import ENV_ID, FederatedHopper, RunningMoments, action_maps
-
-TINY = PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4)
 
 
 def test_action_maps() -> None:
@@ -100,11 +98,6 @@ def test_gradient_clipping_uses_each_agents_own_norm() -> None:
             torch.testing.assert_close(p.grad[agent], e)
 
 
-def tiny_agents(n_agents: int = 2, seed: int = 0) -> PPOAgents:
-    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
-    return PPOAgents(envs, TINY, total_iterations=4, seed=seed)
-
-
 def surrogate_loss(agents: PPOAgents, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """The clipped PPO objective plus value loss of each agent on the whole batch."""
     s = agents.settings
@@ -118,7 +111,7 @@ def surrogate_loss(agents: PPOAgents, batch: dict[str, torch.Tensor]) -> torch.T
 
 
 def test_a_ppo_update_on_a_fixed_batch_lowers_the_clipped_loss() -> None:
-    agents = tiny_agents()
+    agents = tiny_ppo(2)
     batch, _ = agents.collect()
     before = surrogate_loss(agents, batch)
     agents.update(batch)
@@ -128,7 +121,7 @@ def test_a_ppo_update_on_a_fixed_batch_lowers_the_clipped_loss() -> None:
 
 
 def test_after_a_fedavg_round_all_agents_hold_the_mean() -> None:
-    agents = tiny_agents(3)
+    agents = tiny_ppo(3)
     algorithm = FedAvgPPO(agents, local_steps=1)
     agents.iterate()
     local = [p.detach().clone() for p in agents.model.parameters()]
@@ -142,30 +135,12 @@ def test_after_a_fedavg_round_all_agents_hold_the_mean() -> None:
     agents.envs.close()
 
 
-PPO_TINY = (
-    "env=hopper",
-    "n_agents=2",
-    "algo.rounds=2",
-    "algo.local_steps=1",
-    "algo.rollout_steps=64",
-    "algo.minibatches=4",
-    "algo.update_epochs=2",
-    "algo.eval_every=1",
-    "algo.eval_episodes=1",
-    "progress=false",
-)
+PPO_TINY = (*TINY_PPO, "n_agents=2", "algo.rounds=2")
 
 
 @pytest.mark.parametrize("algo", ["single_ppo", "fedavg_ppo"])
 def test_ppo_runs_write_the_contract_and_a_loadable_model(tmp_path: Path, algo: str) -> None:
-    result = fedrl(
-        "run",
-        f"algo={algo}",
-        *PPO_TINY,
-        "env.action_map=signed_permutation",
-        f"hydra.run.dir={tmp_path / 'run'}",
-        cwd=tmp_path,
-    )
+    result, _ = run_into(tmp_path, "run", f"algo={algo}", *PPO_TINY, "env.action_map=signed_permutation")
     assert result.returncode == 0, result.stderr
     out = tmp_path / "run"
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
@@ -203,7 +178,7 @@ def test_ppo_runs_write_the_contract_and_a_loadable_model(tmp_path: Path, algo: 
 def test_ppo_runs_are_deterministic(tmp_path: Path) -> None:
     tables = []
     for name in ("a", "b"):
-        result = fedrl("run", "algo=fedavg_ppo", *PPO_TINY, "seed=3", f"hydra.run.dir={tmp_path / name}", cwd=tmp_path)
+        result, _ = run_into(tmp_path, name, "algo=fedavg_ppo", *PPO_TINY, "seed=3")
         assert result.returncode == 0, result.stderr
         lines = (tmp_path / name / "metrics.csv").read_text().splitlines()
         tables.append([[cell for i, cell in enumerate(line.split(",")) if i not in (4, 5)] for line in lines])

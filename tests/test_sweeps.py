@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -11,15 +12,18 @@ from conftest import fedrl
 TINY = ("algo.rounds=2", "algo.batch_size=2", "algo.horizon=3", "progress=false")
 
 
+def multirun(tmp_path: Path, *overrides: str) -> tuple[subprocess.CompletedProcess, Path]:
+    """`fedrl run -m OVERRIDES` into ``tmp_path/sweep``."""
+    sweep = tmp_path / "sweep"
+    return fedrl("run", "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300), sweep
+
+
 def job_summaries(sweep: Path) -> dict[str, dict]:
     return {path.parent.name: json.loads(path.read_text()) for path in sorted(sweep.glob("*/summary.json"))}
 
 
 def test_default_multirun_runs_jobs_in_parallel_with_joblib(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl(
-        "run", "-m", "algo=fastfedpg,fedavg_pg", "n_agents=1,2", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path
-    )
+    result, sweep = multirun(tmp_path, "algo=fastfedpg,fedavg_pg", "n_agents=1,2", *TINY)
     assert result.returncode == 0, result.stderr
     summaries = job_summaries(sweep)
     assert len(summaries) == 4
@@ -37,17 +41,8 @@ def test_default_multirun_runs_jobs_in_parallel_with_joblib(tmp_path: Path) -> N
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl(
-        "run",
-        "-m",
-        "algo.global_lr=1.0,1e308",
-        "algo.lr=1e308",
-        "algo.gradient=exact",
-        "algo.rounds=3",
-        "progress=false",
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
+    result, sweep = multirun(
+        tmp_path, "algo.global_lr=1.0,1e308", "algo.lr=1e308", "algo.gradient=exact", "algo.rounds=3", "progress=false"
     )
     assert result.returncode == 1
     statuses = {s["config"]["algo"]["global_lr"]: s for s in job_summaries(sweep).values()}
@@ -58,33 +53,21 @@ def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
 
 
 def test_a_job_with_bad_input_is_reported_and_the_rest_run(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl("run", "-m", "n_agents=0,2", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result, sweep = multirun(tmp_path, "n_agents=0,2", *TINY)
     assert result.returncode == 2
     assert "fedrl: error: n_agents=0 is not allowed: it must be an integer ≥ 1" in result.stderr
     assert sorted(s["status"] for s in job_summaries(sweep).values()) == ["completed", "failed"]
 
 
 def test_sweep_preset_sets_the_swept_values(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl("run", "-m", "+sweep=local_steps", "seed=0", *TINY, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    result, sweep = multirun(tmp_path, "+sweep=local_steps", "seed=0", *TINY)
     assert result.returncode == 0, result.stderr
     steps = sorted(s["config"]["algo"]["local_steps"] for s in job_summaries(sweep).values())
     assert steps == [1, 2, 5, 10, 20]
 
 
 def test_submitit_local_launcher(tmp_path: Path) -> None:
-    sweep = tmp_path / "sweep"
-    result = fedrl(
-        "run",
-        "-m",
-        "hydra/launcher=submitit_local",
-        "n_agents=1,2",
-        *TINY,
-        f"hydra.sweep.dir={sweep}",
-        cwd=tmp_path,
-        timeout=300,
-    )
+    result, sweep = multirun(tmp_path, "hydra/launcher=submitit_local", "n_agents=1,2", *TINY)
     assert result.returncode == 0, result.stderr
     summaries = job_summaries(sweep)
     assert sorted(s["config"]["n_agents"] for s in summaries.values()) == [1, 2]
