@@ -26,7 +26,17 @@ class Experiment(Protocol):
     def close(self) -> None: ...
 
 
-class TabularExperiment:
+class CsvOnly:
+    """Experiments whose result is their CSVs: nothing to save at the end, nothing to release."""
+
+    def finish(self, run_dir: Path) -> None:
+        """Nothing beyond the CSVs."""
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class TabularExperiment(CsvOnly):
     """Fast-FedPG, FedAvg PG or local PG on a tabular family, measured exactly."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -57,14 +67,8 @@ class TabularExperiment:
         metrics, per_agent = self.exact_metrics(self.algorithm.theta_bar, self.algorithm.agent_params)
         return Measurement(self.oracle.samples, self.algorithm.channel.floats, metrics, per_agent)
 
-    def finish(self, run_dir: Path) -> None:
-        """A tabular run's result is its CSVs."""
 
-    def close(self) -> None:
-        """Nothing to release."""
-
-
-class SubspaceTabularExperiment:
+class SubspaceTabularExperiment(CsvOnly):
     """The federated subspace actor-critic, linear form, on a tabular family, measured exactly."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -94,12 +98,6 @@ class SubspaceTabularExperiment:
         a = self.algorithm
         metrics, per_agent = self.metrics(a.actors, a.value_estimates(), a.features @ a.basis)
         return Measurement(a.samples, a.channel.floats, metrics, per_agent)
-
-    def finish(self, run_dir: Path) -> None:
-        """A tabular run's result is its CSVs."""
-
-    def close(self) -> None:
-        """Nothing to release."""
 
 
 PPO_STATS = ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac")
