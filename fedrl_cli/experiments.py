@@ -10,11 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from fedrl_cli.federation import Measurement
+
+if TYPE_CHECKING:
+    from fedrl_cli.envs.tabular import TabularFamily
 
 log = logging.getLogger("fedrl")
 
@@ -24,6 +27,13 @@ class Experiment(Protocol):
     def measure(self) -> Measurement: ...
     def finish(self, run_dir: Path) -> None: ...
     def close(self) -> None: ...
+
+
+def tabular_family(cfg: dict[str, Any]) -> TabularFamily:
+    """The config's tabular family: ``n_agents`` MDPs drawn with the ``env.*`` keys."""
+    from fedrl_cli.envs.tabular import make_family
+
+    return make_family(cfg["n_agents"], **{key: value for key, value in cfg["env"].items() if key != "name"})
 
 
 class CsvOnly:
@@ -44,10 +54,10 @@ class TabularExperiment(CsvOnly):
         from fedrl_cli.algos.fastfedpg import FastFedPG
         from fedrl_cli.algos.fedavg_pg import FedAvgPG
         from fedrl_cli.algos.local_pg import LocalPG
-        from fedrl_cli.envs.tabular import ExactMetrics, make_family
+        from fedrl_cli.envs.tabular import ExactMetrics
 
-        env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
-        family = make_family(n_agents, **{key: value for key, value in env.items() if key != "name"})
+        algo, n_agents = cfg["algo"], cfg["n_agents"]
+        family = tabular_family(cfg)
         self.oracle = GradientOracle(
             family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
         )
@@ -73,10 +83,10 @@ class SubspaceTabularExperiment(CsvOnly):
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC, make_features
-        from fedrl_cli.envs.tabular import CriticMetrics, make_family
+        from fedrl_cli.envs.tabular import CriticMetrics
 
-        env, algo = cfg["env"], cfg["algo"]
-        family = make_family(cfg["n_agents"], **{key: value for key, value in env.items() if key != "name"})
+        algo = cfg["algo"]
+        family = tabular_family(cfg)
         rng = np.random.default_rng(cfg["seed"])
         features = make_features(algo["features"], family.n_states, algo["feature_dim"], rng)
         self.algorithm = FedSubspaceAC(

@@ -102,7 +102,7 @@ def surrogate_loss(agents: PPOAgents, batch: dict[str, torch.Tensor]) -> torch.T
     """The clipped PPO objective plus value loss of each agent on the whole batch."""
     s = agents.settings
     with torch.no_grad():
-        _, logprob, _, value = agents.model.action_and_value(batch["obs"], batch["actions"])
+        logprob, _, value = agents.model.evaluate_actions(batch["obs"], batch["actions"])
         ratio = (logprob - batch["logprobs"]).exp()
         adv = batch["advantages"]
         adv = (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + 1e-8)

@@ -10,6 +10,7 @@ minibatch, separate 64-64 tanh actor and critic with orthogonal init and a state
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedrl_cli.envs.hopper import FederatedHopper, Normalisation
+from fedrl_cli.envs.hopper import FederatedHopper, RunningMoments
 
 
 @dataclass(frozen=True)
@@ -78,15 +79,13 @@ class ActorCritic(nn.Module):
         """(N, B, obs_dim) → (N, B)."""
         return self.critic(obs).squeeze(-1)
 
-    def action_and_value(
-        self, obs: torch.Tensor, action: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sampled (or given) actions (N, B, A), their log-probabilities, entropies and values (N, B)."""
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Log-probabilities and entropies of ``actions`` (N, B, A) under the policies, and values (N, B)."""
         mean = self.actor_mean(obs)
         distribution = torch.distributions.Normal(mean, self.actor_logstd.expand_as(mean).exp(), validate_args=False)
-        if action is None:
-            action = distribution.sample()
-        return action, distribution.log_prob(action).sum(-1), distribution.entropy().sum(-1), self.value(obs)
+        return distribution.log_prob(actions).sum(-1), distribution.entropy().sum(-1), self.value(obs)
 
 
 class NumpyActor:
@@ -110,9 +109,13 @@ class NumpyActor:
     def value(self, obs: np.ndarray) -> np.ndarray:
         return self._mlp(self.critic, obs)[..., 0]
 
+    def mean(self, obs: np.ndarray) -> np.ndarray:
+        """The policies' mean actions (N, B, A): the deterministic policies."""
+        return self._mlp(self.actor, obs)
+
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Gaussian actions (N, B, A) for observations (N, B, obs_dim), their log-probabilities and values."""
-        mean = self._mlp(self.actor, obs)
+        mean = self.mean(obs)
         noise = rng.standard_normal(mean.shape, dtype=np.float32)
         std = np.exp(self.log_std)
         logprob = (-0.5 * noise**2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
@@ -199,7 +202,7 @@ class PPOAgents:
             for start in range(0, size - minibatch + 1, minibatch):
                 index = order[:, start : start + minibatch]
                 mb = {key: value[rows, index] for key, value in batch.items()}
-                _, logprob, entropy, value = self.model.action_and_value(mb["obs"], mb["actions"])
+                logprob, entropy, value = self.model.evaluate_actions(mb["obs"], mb["actions"])
                 logratio = logprob - mb["logprobs"]
                 ratio = logratio.exp()
                 with torch.no_grad():
@@ -245,7 +248,7 @@ class PPOAgents:
 
 
 def save_model(
-    path: Path, model: ActorCritic, normalisation: Normalisation, maps: np.ndarray, config: dict[str, Any]
+    path: Path, model: ActorCritic, normalisation: RunningMoments, maps: np.ndarray, config: dict[str, Any]
 ) -> None:
     """Parameters, observation statistics, action maps and config: all that evaluating the agents needs."""
     torch.save(
@@ -253,21 +256,17 @@ def save_model(
     )
 
 
-def load_model(path: Path) -> tuple[ActorCritic, Normalisation, np.ndarray, dict[str, Any]]:
+def load_model(path: Path) -> tuple[ActorCritic, RunningMoments, np.ndarray, dict[str, Any]]:
     """The inverse of :func:`save_model`."""
     saved = torch.load(path, weights_only=False)
     maps = saved["maps"]
     obs_dim = saved["normalisation"]["mean"].shape[-1]
     model = ActorCritic(maps.shape[0], obs_dim, maps.shape[1])
     model.load_state_dict(saved["state_dict"])
-    return model, Normalisation(**saved["normalisation"]), maps, saved["config"]
+    return model, RunningMoments(**saved["normalisation"]), maps, saved["config"]
 
 
-def deterministic_policy(model: ActorCritic):
+def deterministic_policy(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:
     """Mean actions for one observation per agent: (N, obs_dim) → (N, A)."""
-
-    def act(obs: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return model.actor_mean(torch.as_tensor(obs, dtype=torch.float32)[:, None])[:, 0].numpy()
-
-    return act
+    actor = NumpyActor(model)
+    return lambda obs: actor.mean(obs[:, None])[:, 0]

@@ -73,12 +73,6 @@ class RunningMoments:
         self.var = (self.var * count + delta**2 * count / total) / total
         self.count = self.count + 1
 
-    def copy(self) -> RunningMoments:
-        return RunningMoments(self.mean.copy(), self.var.copy(), self.count.copy())
-
-
-Normalisation = RunningMoments  # what a saved model keeps: the observation statistics of every copy
-
 
 class FederatedHopper:
     """The N agents' environment copies as one vector env, with agent-major (N, n_envs, ...) arrays.
