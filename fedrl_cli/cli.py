@@ -1,7 +1,8 @@
 """The ``fedrl`` command: a thin Typer front over the Hydra task in :mod:`fedrl_cli.app`.
 
 ``fedrl run`` hands its arguments to Hydra unchanged (overrides, ``-m``, ``--cfg job``, ``--help``, launcher
-flags). Exit codes: 0 done, 1 a run failed, 2 bad input (one line on stderr, no traceback).
+flags); ``fedrl resume`` launches a run's or a sweep's own command again to continue it. Exit codes: 0 done,
+1 a run failed, 2 bad input (one line on stderr, no traceback), 130 interrupted (resumable).
 """
 
 from __future__ import annotations
@@ -83,16 +84,25 @@ def run(ctx: typer.Context) -> None:
     Examples: `fedrl run algo=fedavg_pg n_agents=8 algo.local_steps=10`,
     `fedrl run -m algo=fastfedpg,fedavg_pg n_agents=1,2,4 seed=0,1`. `fedrl run --help` lists every key.
     """
+    _launch(ctx.args)
+
+
+def _launch(arguments: list[str]) -> None:
+    """Call the Hydra task with ``arguments`` as its command line, then report how the runs ended."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     from fedrl_cli import app as task
 
-    sys.argv = ["fedrl", *ctx.args]
+    sys.argv = ["fedrl", *arguments]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
     task.LAUNCHED.clear()
     try:
         task.main()
+    except KeyboardInterrupt:
+        where = " ".join(map(str, task.LAUNCHED)) or "RUN_DIR"
+        typer.echo(f"fedrl: interrupted; continue with `fedrl resume {where}`", err=True)
+        raise typer.Exit(130) from None
     except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree
         raise _fail(_one_line(error), 2) from None
     except Exception as error:  # the task records its own failures, so this is the launcher's
@@ -100,6 +110,29 @@ def run(ctx: typer.Context) -> None:
     code = _report(task.LAUNCHED)
     if code:
         raise typer.Exit(code)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def resume(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="A run dir, or a sweep dir (all its unfinished jobs are resumed).")],
+) -> None:
+    """Continue a killed, interrupted or failed run from its last checkpoint, with its own saved config; on a
+    sweep dir, every job that has not completed (jobs that never started run now), with the sweep's launcher.
+
+    Rows written after the checkpoint are cut from the CSVs and the run appends from there. Extra arguments may
+    change Hydra's own settings only, e.g. another launcher. Examples:
+    `fedrl resume outputs/runs/2026-11-22/10-00-00_fastfedpg_tabular`,
+    `fedrl resume outputs/sweeps/2026-11-22/10-00-00 hydra/launcher=basic`.
+    """
+    from fedrl_cli.errors import ResumeError
+    from fedrl_cli.resume import plan
+
+    try:
+        arguments = plan(path, ctx.args)
+    except ResumeError as error:
+        raise _fail(str(error), 2) from None
+    _launch(arguments)
 
 
 @app.command()

@@ -57,7 +57,12 @@ def one_of(*choices: str) -> Rule:
 
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
 
-TOP_LEVEL: dict[str, Rule] = {"n_agents": integer(1), "seed": integer(), "progress": BOOLEAN}
+TOP_LEVEL: dict[str, Rule] = {
+    "n_agents": integer(1),
+    "seed": integer(),
+    "checkpoint_every": integer(0),
+    "progress": BOOLEAN,
+}
 
 ENVIRONMENTS: dict[str, dict[str, Rule]] = {
     "tabular": {

@@ -1,4 +1,4 @@
-"""The two ways a command ends badly: bad input (exit 2) and a run that failed (exit 1)."""
+"""How a command ends badly: bad input (exit 2), a run that failed (exit 1) or was interrupted (exit 130)."""
 
 
 class ConfigError(ValueError):
@@ -11,3 +11,11 @@ class RunFailed(RuntimeError):
 
 class Diverged(RunFailed):
     """A metric became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """The run was asked to stop (SIGINT or SIGTERM) and stopped after a round, leaving a checkpoint."""
+
+
+class ResumeError(ValueError):
+    """A path that cannot be resumed (not a run, completed, an unreadable checkpoint): one line, exit 2."""

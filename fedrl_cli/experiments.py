@@ -1,8 +1,8 @@
 """Wiring a validated config into an experiment: environment family + algorithm + what a round reports.
 
-An experiment has ``round()`` (one federated round), ``measure()`` (the row of that round), ``finish(run_dir)``
-(save what a finished run keeps) and ``close()``. Modules are imported per family, so a tabular run never
-imports torch or MuJoCo.
+Every experiment is a :class:`fedrl_cli.federation.Experiment`: ``round()``, ``measure()``, ``state()`` and
+``restore()`` for checkpoints, ``finish(run_dir)`` and ``close()``. Modules are imported per family, so a tabular
+run never imports torch or MuJoCo.
 """
 
 from __future__ import annotations
@@ -10,23 +10,16 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fedrl_cli.federation import Measurement
+from fedrl_cli.federation import Experiment, Measurement
 
 if TYPE_CHECKING:
     from fedrl_cli.envs.tabular import TabularFamily
 
 log = logging.getLogger("fedrl")
-
-
-class Experiment(Protocol):
-    def round(self) -> None: ...
-    def measure(self) -> Measurement: ...
-    def finish(self, run_dir: Path) -> None: ...
-    def close(self) -> None: ...
 
 
 def tabular_family(cfg: dict[str, Any]) -> TabularFamily:
@@ -36,8 +29,25 @@ def tabular_family(cfg: dict[str, Any]) -> TabularFamily:
     return make_family(cfg["n_agents"], **{key: value for key, value in cfg["env"].items() if key != "name"})
 
 
-class CsvOnly:
-    """Experiments whose result is their CSVs: nothing to save at the end, nothing to release."""
+class TabularAlgorithm:
+    """Tabular experiments: the result is the CSVs (nothing to save at the end, nothing to release), and the
+    algorithm object is the whole state: its parameters, gradient memory, generator, chain states and counters
+    are checkpointed as they are, the MDP family aside (the config rebuilds it)."""
+
+    algorithm: Any
+    family: TabularFamily
+
+    def round(self) -> None:
+        self.algorithm.round()
+
+    def state(self) -> dict[str, Any]:
+        return {"algorithm": self.algorithm}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        self.algorithm = state["algorithm"]
+
+    def rebuilt(self) -> dict[str, object]:
+        return {"family": self.family}
 
     def finish(self, run_dir: Path) -> None:
         """Nothing beyond the CSVs."""
@@ -46,7 +56,7 @@ class CsvOnly:
         """Nothing to release."""
 
 
-class TabularExperiment(CsvOnly):
+class TabularExperiment(TabularAlgorithm):
     """Fast-FedPG, FedAvg PG or local PG on a tabular family, measured exactly."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -57,12 +67,12 @@ class TabularExperiment(CsvOnly):
         from fedrl_cli.envs.tabular import ExactMetrics
 
         algo, n_agents = cfg["algo"], cfg["n_agents"]
-        family = tabular_family(cfg)
-        self.oracle = GradientOracle(
+        self.family = family = tabular_family(cfg)
+        oracle = GradientOracle(
             family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
         )
         theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
-        common = dict(oracle=self.oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
+        common = dict(oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
         if algo["name"] == "local_pg":
             self.algorithm = LocalPG(theta0=theta0, **common)
         else:
@@ -70,15 +80,12 @@ class TabularExperiment(CsvOnly):
             self.algorithm = federated(theta_bar=theta0, global_lr=algo["global_lr"], **common)
         self.exact_metrics = ExactMetrics(family)
 
-    def round(self) -> None:
-        self.algorithm.round()
-
     def measure(self) -> Measurement:
         metrics, per_agent = self.exact_metrics(self.algorithm.theta_bar, self.algorithm.agent_params)
-        return Measurement(self.oracle.samples, self.algorithm.channel.floats, metrics, per_agent)
+        return Measurement(self.algorithm.oracle.samples, self.algorithm.channel.floats, metrics, per_agent)
 
 
-class SubspaceTabularExperiment(CsvOnly):
+class SubspaceTabularExperiment(TabularAlgorithm):
     """The federated subspace actor-critic, linear form, on a tabular family, measured exactly."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -86,7 +93,7 @@ class SubspaceTabularExperiment(CsvOnly):
         from fedrl_cli.envs.tabular import CriticMetrics
 
         algo = cfg["algo"]
-        family = tabular_family(cfg)
+        self.family = family = tabular_family(cfg)
         rng = np.random.default_rng(cfg["seed"])
         features = make_features(algo["features"], family.n_states, algo["feature_dim"], rng)
         self.algorithm = FedSubspaceAC(
@@ -100,9 +107,6 @@ class SubspaceTabularExperiment(CsvOnly):
             rng,
         )
         self.metrics = CriticMetrics(family)
-
-    def round(self) -> None:
-        self.algorithm.round()
 
     def measure(self) -> Measurement:
         a = self.algorithm
@@ -182,6 +186,41 @@ class HopperExperiment:
             **{key: self.stats[key] if trained else nothing for key in PPO_STATS},
         }
         return Measurement(self.ppo.env_steps, self.algorithm.channel.floats, metrics, per_agent)
+
+    def state(self) -> dict[str, Any]:
+        """Parameters, Adam moments, both generators (torch's for minibatch order, numpy's for action noise),
+        counters and every environment copy mid-episode."""
+        import torch
+
+        ppo = self.ppo
+        return {
+            "model": ppo.model.state_dict(),
+            "optimizer": ppo.optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "action_rng": ppo.rng,
+            "iteration": ppo.iteration,
+            "env_steps": ppo.env_steps,
+            "next_obs": ppo.next_obs,
+            "next_done": ppo.next_done,
+            "envs": self.envs.snapshot(),
+            "comm_floats": self.algorithm.channel.floats,
+            "round_index": self.round_index,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        import torch
+
+        ppo = self.ppo
+        ppo.model.load_state_dict(state["model"])
+        ppo.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        ppo.rng, ppo.iteration, ppo.env_steps = state["action_rng"], state["iteration"], state["env_steps"]
+        ppo.next_obs, ppo.next_done = state["next_obs"], state["next_done"]
+        self.envs.restore(state["envs"])
+        self.algorithm.channel.floats, self.round_index = state["comm_floats"], state["round_index"]
+
+    def rebuilt(self) -> dict[str, object]:
+        return {}
 
     def finish(self, run_dir: Path) -> None:
         """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""

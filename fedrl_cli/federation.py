@@ -1,23 +1,33 @@
-"""The round loop shared by every algorithm: one federated round, then measure, log and check.
+"""The round loop shared by every algorithm: one federated round, then measure, log, check and checkpoint.
 
 Round 0 is measured before any learning. Each round's row reaches ``metrics.csv`` and ``agent_metrics.csv``
 before the next round starts; a metric that turns NaN or infinite stops the run (after its row is written).
+Every ``checkpoint_every`` rounds, after the round's rows, the experiment's state is checkpointed; a run resumed
+from that checkpoint cuts the CSVs back to those rows and goes on from the next round. SIGINT or SIGTERM stops
+the loop after the current round, with a checkpoint, so the run can be resumed; a second SIGINT stops at once.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, Protocol
 
 import numpy as np
 
-from fedrl_cli.errors import Diverged, RunFailed
+from fedrl_cli import checkpoint
+from fedrl_cli.errors import Diverged, Interrupted, RunFailed
 from fedrl_cli.metrics import LEADING_COLUMNS, CsvLog
 from fedrl_cli.progress import RoundProgress
+
+METRICS, AGENT_METRICS = "metrics.csv", "agent_metrics.csv"
+log = logging.getLogger("fedrl")
 
 
 @dataclass
@@ -31,6 +41,56 @@ class Measurement:
     agent_metrics: dict[str, np.ndarray]
 
 
+class Experiment(Protocol):
+    """An environment family and an algorithm wired together (:mod:`fedrl_cli.experiments`)."""
+
+    def round(self) -> None:
+        """One federated round."""
+
+    def measure(self) -> Measurement:
+        """The current round's row."""
+
+    def state(self) -> Any:
+        """Everything a checkpoint must hold to continue exactly (picklable)."""
+
+    def restore(self, state: Any) -> None:
+        """Continue from ``state``, as returned by :meth:`state`."""
+
+    def rebuilt(self) -> dict[str, object]:
+        """Objects that ``state()`` refers to but that the config rebuilds exactly, so checkpoints leave them out."""
+
+    def finish(self, run_dir: Path) -> None:
+        """Save what a completed run keeps besides its CSVs."""
+
+    def close(self) -> None:
+        """Release environments and processes."""
+
+
+class StopRequest:
+    """While active (in the main thread), SIGINT and SIGTERM only ask the loop to stop after the current round;
+    a second SIGINT raises KeyboardInterrupt at once."""
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = signal.Signals(signum).name
+        log.warning("fedrl: %s: stopping after this round (Ctrl-C again stops at once)", self.requested)
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
 def _first_non_finite(metrics: dict[str, float | None]) -> str | None:
     for key, value in metrics.items():
         if value is not None and not math.isfinite(value):
@@ -39,55 +99,70 @@ def _first_non_finite(metrics: dict[str, float | None]) -> str | None:
 
 
 def run_rounds(
-    step: Callable[[], object],
-    measure: Callable[[], Measurement],
+    experiment: Experiment,
     rounds: int,
     n_agents: int,
     run_dir: Path,
     progress: RoundProgress,
+    checkpoint_every: int = 0,
+    resumed: checkpoint.Header | None = None,
 ) -> dict[str, Any]:
-    """Run ``rounds`` rounds of ``step``, logging ``measure()`` after each (and before the first).
+    """Run rounds ``1..rounds`` of ``experiment`` (from ``resumed.round + 1`` when resuming from that checkpoint),
+    logging ``measure()`` after each and before the first.
 
     Returns the last row of ``metrics.csv``; raises :class:`RunFailed` naming the round when a metric is not
-    finite or a round raises.
+    finite or a round raises, :class:`Interrupted` when a signal stopped it.
     """
-    start = time.perf_counter()
-    metrics_log = agent_log = None
+    first = 0 if resumed is None else resumed.round + 1
+    start = time.perf_counter() - (0.0 if resumed is None else resumed.elapsed_s)
+    logs: tuple[CsvLog, CsvLog] | None = None
+    if resumed is not None:
+        logs = tuple(CsvLog.reopen(run_dir / name, resumed.csv_bytes[name]) for name in (METRICS, AGENT_METRICS))
     row: dict[str, Any] = {}
     try:
-        for round_index in range(rounds + 1):
-            try:
-                with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                    if round_index > 0:
-                        step()
-                    measured = measure()
-            except Exception as error:
-                raise RunFailed(f"round {round_index}: {type(error).__name__}: {error}") from error
-            samples_per_agent, remainder = divmod(measured.samples, n_agents)
-            row = {
-                "round": round_index,
-                "samples": measured.samples,
-                "samples_per_agent": measured.samples / n_agents if remainder else samples_per_agent,
-                "comm_floats": measured.comm_floats,
-                "wall_s": round(time.perf_counter() - start, 6),
-                **measured.metrics,
-            }
-            if metrics_log is None:
-                metrics_log = CsvLog(run_dir / "metrics.csv", [*LEADING_COLUMNS, *measured.metrics])
-                agent_log = CsvLog(run_dir / "agent_metrics.csv", ["round", "agent", *measured.agent_metrics])
-            metrics_log.write(row)
-            for agent in range(n_agents):
-                values = {
-                    key: None if array[agent] is None else float(array[agent])
-                    for key, array in measured.agent_metrics.items()
+        with StopRequest() as stop:
+            for round_index in range(first, rounds + 1):
+                try:
+                    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                        if round_index > 0:
+                            experiment.round()
+                        measured = experiment.measure()
+                except Exception as error:
+                    raise RunFailed(f"round {round_index}: {type(error).__name__}: {error}") from error
+                samples_per_agent, remainder = divmod(measured.samples, n_agents)
+                row = {
+                    "round": round_index,
+                    "samples": measured.samples,
+                    "samples_per_agent": measured.samples / n_agents if remainder else samples_per_agent,
+                    "comm_floats": measured.comm_floats,
+                    "wall_s": round(time.perf_counter() - start, 6),
+                    **measured.metrics,
                 }
-                agent_log.write({"round": round_index, "agent": agent, **values})
-            progress.update(round_index, measured.metrics)
-            problem = _first_non_finite(measured.metrics)
-            if problem is not None:
-                raise Diverged(f"round {round_index}: {problem} (the run diverged)")
+                if logs is None:
+                    logs = (
+                        CsvLog(run_dir / METRICS, [*LEADING_COLUMNS, *measured.metrics]),
+                        CsvLog(run_dir / AGENT_METRICS, ["round", "agent", *measured.agent_metrics]),
+                    )
+                metrics_log, agent_log = logs
+                metrics_log.write(row)
+                for agent in range(n_agents):
+                    values = {
+                        key: None if array[agent] is None else float(array[agent])
+                        for key, array in measured.agent_metrics.items()
+                    }
+                    agent_log.write({"round": round_index, "agent": agent, **values})
+                progress.update(round_index, measured.metrics)
+                problem = _first_non_finite(measured.metrics)
+                if problem is not None:
+                    raise Diverged(f"round {round_index}: {problem} (the run diverged)")
+                due = checkpoint_every > 0 and round_index > 0 and round_index % checkpoint_every == 0
+                if round_index < rounds and (due or stop.requested):
+                    sizes = {METRICS: metrics_log.size(), AGENT_METRICS: agent_log.size()}
+                    header = checkpoint.Header(round_index, time.perf_counter() - start, sizes)
+                    checkpoint.save(run_dir, header, experiment.state(), experiment.rebuilt())
+                if stop.requested and round_index < rounds:
+                    raise Interrupted(f"{stop.requested}: stopped after round {round_index}")
     finally:
-        for log in (metrics_log, agent_log):
-            if log is not None:
-                log.close()
+        for csv_log in logs or ():
+            csv_log.close()
     return row

@@ -12,12 +12,18 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from fedrl_cli.errors import ResumeError
 
 # the columns every metrics.csv starts with, in this order (ARCHITECTURE.md, run-dir contract)
 LEADING_COLUMNS = ("round", "samples", "samples_per_agent", "comm_floats", "wall_s")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 VERSIONED_PACKAGES = ("fedrl", "numpy", "hydra-core", "omegaconf", "torch", "gymnasium")
 
 
@@ -29,11 +35,22 @@ def _cell(value: Any) -> Any:
 class CsvLog:
     """A CSV file written one row at a time; each row is flushed so a killed run keeps it."""
 
-    def __init__(self, path: Path, columns: list[str]) -> None:
+    def __init__(self, path: Path, columns: list[str], append: bool = False) -> None:
         self.columns = columns
-        self._file = open(path, "w", newline="")  # noqa: SIM115 - closed in close()
+        self._file = open(path, "a" if append else "w", newline="")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._file)
-        self._write(columns)
+        if not append:
+            self._write(columns)
+
+    @classmethod
+    def reopen(cls, path: Path, size: int) -> CsvLog:
+        """Continue ``path`` after cutting it back to its first ``size`` bytes (the rows of a checkpoint)."""
+        if not path.is_file() or path.stat().st_size < size:
+            raise ResumeError(f"{path} is shorter than when the checkpoint was written: it was changed since")
+        os.truncate(path, size)
+        with path.open(newline="") as handle:
+            columns = next(csv.reader(handle))
+        return cls(path, columns, append=True)
 
     def _write(self, cells: list[Any]) -> None:
         self._writer.writerow(cells)
@@ -42,23 +59,36 @@ class CsvLog:
     def write(self, row: dict[str, Any]) -> None:
         self._write([_cell(row.get(column)) for column in self.columns])
 
+    def size(self) -> int:
+        """Bytes written so far (every row is flushed)."""
+        return self._file.tell()
+
     def close(self) -> None:
         self._file.close()
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as JSON to ``path`` through a temp file and a rename, so readers never see half a file."""
+@contextmanager
+def atomic_file(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
+    """A file to write ``path`` through: a temp file beside it, synced and renamed over ``path`` on success
+    (removed on failure), so readers and a kill at any moment only ever see a complete file."""
     descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump(_jsonable(data), handle, indent=2)
-            handle.write("\n")
+        with os.fdopen(descriptor, "wb" if binary else "w") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are for the whole group to read
         os.replace(temp, path)
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`atomic_file`)."""
+    with atomic_file(path) as handle:
+        json.dump(_jsonable(data), handle, indent=2)
+        handle.write("\n")
 
 
 def _jsonable(value: Any) -> Any:

@@ -7,7 +7,9 @@ normalisation (clipped to ±10), each copy with its own statistics (with the def
 per agent). The statistics follow gymnasium's ``NormalizeObservation`` / ``NormalizeReward`` update rules but
 are computed for all copies in one vectorised step: per-copy wrappers cost more than the simulator itself.
 All N·n_envs copies step through one gymnasium vector env (sync, or async with one process per copy),
-agent-major: copy k of agent i is sub-environment ``i·n_envs + k``.
+agent-major: copy k of agent i is sub-environment ``i·n_envs + k``. :meth:`FederatedHopper.snapshot` captures
+every copy mid-episode (MuJoCo's full integration state, step counts, reset-noise generators, statistics), so a
+restored run steps bit for bit as the original would have.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 
 ENV_ID = "Hopper-v5"
@@ -50,6 +53,36 @@ def action_maps(
         if kind == "signed_permutation":
             maps[agent] *= rng.choice([-1.0, 1.0], size=(action_dim, 1))
     return maps
+
+
+class Resumable(gym.Wrapper):
+    """A MuJoCo environment whose ``simulator_state`` attribute reads and writes everything its next steps
+    depend on: MuJoCo's integration state (positions, velocities, controls, solver warm start, time), the time
+    limit's step count and the generator of the reset noise. Vector envs reach it with ``get_attr``/``set_attr``."""
+
+    SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
+
+    @property
+    def simulator_state(self) -> dict[str, object]:
+        base = self.unwrapped
+        physics = np.empty(mujoco.mj_stateSize(base.model, self.SPEC))
+        mujoco.mj_getState(base.model, base.data, physics, self.SPEC)
+        return {
+            "physics": physics,
+            "elapsed_steps": self.env.get_wrapper_attr("_elapsed_steps"),
+            "reset_rng": base.np_random.bit_generator.state,
+        }
+
+    @simulator_state.setter
+    def simulator_state(self, state: dict[str, object]) -> None:
+        base = self.unwrapped
+        mujoco.mj_setState(base.model, base.data, state["physics"], self.SPEC)
+        self.env.set_wrapper_attr("_elapsed_steps", state["elapsed_steps"])
+        base.np_random.bit_generator.state = state["reset_rng"]
+
+
+def _make_env() -> gym.Env:
+    return Resumable(gym.make(ENV_ID))
 
 
 @dataclass
@@ -94,7 +127,7 @@ class FederatedHopper:
         self.n_agents = maps.shape[0]
         copies = self.n_agents * n_envs
         kind = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
-        self.envs = kind([lambda: gym.make(ENV_ID)] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        self.envs = kind([_make_env] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.obs_dim = self.envs.single_observation_space.shape[0]
         self.action_dim = self.envs.single_action_space.shape[0]
         self.copy_maps = np.repeat(maps, n_envs, axis=0)  # (copies, A, A)
@@ -139,6 +172,21 @@ class FederatedHopper:
             self.return_stats.update(self.discounted_return)
             reward = np.clip(reward / np.sqrt(self.return_stats.var + EPSILON), -REWARD_CLIP, REWARD_CLIP)
         return self._normalise(obs), self._agent_major(reward), self._agent_major(done), finished
+
+    def snapshot(self) -> dict[str, object]:
+        """The copies' simulator states and this wrapper's statistics and running sums (see :meth:`restore`)."""
+        fields = ("obs_stats", "return_stats", "discounted_return", "episode_return", "raw_obs")
+        return {
+            "simulators": list(self.envs.get_attr("simulator_state")),
+            **{name: getattr(self, name) for name in fields},
+        }
+
+    def restore(self, snapshot: dict[str, object]) -> None:
+        """Put every copy back where :meth:`snapshot` found it (the vector env must have been reset once)."""
+        self.envs.set_attr("simulator_state", snapshot["simulators"])
+        for name, value in snapshot.items():
+            if name != "simulators":
+                setattr(self, name, value)
 
     def close(self) -> None:
         self.envs.close()

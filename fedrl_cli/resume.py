@@ -1,0 +1,112 @@
+"""What ``fedrl resume PATH`` launches: the run's own command again, into the same dirs, with ``FEDRL_RESUME=1``.
+
+A run dir is launched again as one run with its own overrides (``.hydra/overrides.yaml``) and
+``hydra.run.dir=PATH``. A sweep dir (it holds Hydra's ``multirun.yaml``) is launched again as the same sweep,
+with the same launcher, and ``hydra.sweep.dir=PATH``: Hydra numbers the jobs in the same order, so each lands in
+its own dir again, where completed jobs stay as they are, the others continue from their last checkpoint and
+jobs that never started run now. Every job continues with the config saved in its ``summary.json``.
+Nothing is launched when the path cannot be resumed: :class:`ResumeError` says why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from fedrl_cli import checkpoint
+from fedrl_cli.app import RESUME_ENV
+from fedrl_cli.errors import ResumeError
+from fedrl_cli.runs import find_run_dirs
+
+RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
+# Hydra overrides of the original command that resume sets itself
+_REPLACED = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", f"++hydra.job.env_set.{RESUME_ENV}=")
+
+
+def _quoted(path: Path) -> str:
+    """``path`` as a quoted Hydra override value (so commas or spaces in it are not read as a sweep)."""
+    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _kept(hydra_overrides: list[str]) -> list[str]:
+    return [override for override in hydra_overrides if not override.startswith(_REPLACED)]
+
+
+def _still_running(summary: dict[str, Any]) -> int | None:
+    """The pid of the process still running this run on this host, if there is one."""
+    pid = summary.get("pid")
+    if summary.get("status") != "running" or summary.get("host") != socket.gethostname() or not pid:
+        return None
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return None
+    command = Path(f"/proc/{pid}/cmdline")
+    if command.exists() and b"fedrl" not in command.read_bytes():
+        return None  # the pid now belongs to another program
+    return pid
+
+
+def _check_job(run_dir: Path) -> str:
+    """The status of the run in ``run_dir``; :class:`ResumeError` if it is running or its checkpoint is unusable."""
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return "unreadable"
+    pid = _still_running(summary)
+    if pid is not None:
+        raise ResumeError(f"{run_dir} is still running (pid {pid} on {summary['host']}): stop it first")
+    checkpoint.read_header(run_dir)
+    return summary.get("status", "unknown")
+
+
+def _sweep_size(multirun: Any) -> int | None:
+    """How many jobs the sweep has: the product of its sweep overrides' lengths (None if that cannot be told)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = multirun.hydra.sweeper.get("params") or {}
+    overrides = [f"{key}={value}" for key, value in params.items()] + list(multirun.hydra.overrides.task)
+    try:
+        parsed = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(overrides)}
+        return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed.values())
+    except Exception:
+        return None
+
+
+def plan(path: Path, extra: list[str]) -> list[str]:
+    """The ``fedrl run`` arguments that resume ``path``, with the Hydra overrides ``extra`` (e.g. another launcher)."""
+    for override in extra:
+        if not override.lstrip("+~").startswith(("hydra.", "hydra/")) and not override.startswith("-"):
+            raise ResumeError(
+                f"{override}: a resumed run keeps its own config; only Hydra's settings (hydra.*, hydra/...) can change"
+            )
+    path = path.resolve()
+    if (path / "multirun.yaml").is_file():
+        multirun = OmegaConf.load(path / "multirun.yaml")
+        statuses = [_check_job(run_dir) for run_dir in find_run_dirs([path])]
+        if statuses and all(status == "completed" for status in statuses) and len(statuses) == _sweep_size(multirun):
+            raise ResumeError(f"all {len(statuses)} jobs of the sweep {path} completed: nothing to resume")
+        task, hydra = list(multirun.hydra.overrides.task), _kept(list(multirun.hydra.overrides.hydra))
+        return ["-m", *task, *hydra, f"hydra.sweep.dir={_quoted(path)}", RESUME_OVERRIDE, *extra]
+    if (path / "summary.json").is_file():
+        summary = json.loads((path / "summary.json").read_text())
+        status = _check_job(path)
+        if status == "completed":
+            rounds = summary.get("final", {}).get("round", "all its")
+            raise ResumeError(f"{path} completed {rounds} rounds: nothing to resume")
+        if summary.get("error_type") == "bad_input":
+            raise ResumeError(f"{path} failed on bad input ({summary.get('error')}): fix it and start a new run")
+        if not (path / ".hydra" / "overrides.yaml").is_file():
+            raise ResumeError(f"{path} has no .hydra/overrides.yaml: it was not made by `fedrl run`")
+        task = list(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
+        hydra = _kept(list(OmegaConf.load(path / ".hydra" / "hydra.yaml").hydra.overrides.hydra))
+        return [*task, *hydra, f"hydra.run.dir={_quoted(path)}", RESUME_OVERRIDE, *extra]
+    if not path.is_dir():
+        raise ResumeError(f"{path}: no such directory")
+    raise ResumeError(f"{path} is not a run dir or a sweep dir: it holds neither summary.json nor multirun.yaml")
