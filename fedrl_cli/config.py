@@ -32,9 +32,7 @@ def _is_number(value: Any) -> bool:
     return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
 
 
-def integer(low: int | None = None) -> Rule:
-    if low is None:
-        return Rule(_is_int, "an integer")
+def integer(low: int) -> Rule:
     return Rule(lambda v: _is_int(v) and v >= low, f"an integer ≥ {low}")
 
 
@@ -57,9 +55,18 @@ def one_of(*choices: str) -> Rule:
 
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
 
+def seed() -> Rule:
+    return Rule(lambda v: _is_int(v) and 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]")
+
+
+SEED_MAX = 2**32 - 1
+# the most floats a run's largest arrays may hold (1 GiB of float64): far beyond any experiment here, far below
+# what exhausts a machine's memory, so a mistyped size fails at once with one line instead of a crash
+MAX_FLOATS = 2**27
+
 TOP_LEVEL: dict[str, Rule] = {
     "n_agents": integer(1),
-    "seed": integer(),
+    "seed": seed(),
     "checkpoint_every": integer(0),
     "progress": BOOLEAN,
 }
@@ -71,12 +78,12 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "gamma": number_in(0, 1, high_open=True),
         "reward_heterogeneity": number_in(0, 1),
         "transition_heterogeneity": number_in(0, 1),
-        "mdp_seed": integer(),
+        "mdp_seed": seed(),
     },
     "hopper": {
         "n_envs": integer(1),
         "action_map": one_of("none", "signed_permutation", "permutation", "gain"),
-        "action_map_seed": integer(),
+        "action_map_seed": seed(),
         "identity_first": BOOLEAN,
         "vector": one_of("sync", "async"),
     },
@@ -190,6 +197,31 @@ def _check_trunk_source(path: str) -> None:
         )
 
 
+def _sizes(cfg: Mapping[str, Any]) -> list[tuple[str, int, str]]:
+    """The run's largest arrays: (the keys that set the size, floats, what holds them)."""
+    env, algo, n = cfg["env"], cfg["algo"], cfg["n_agents"]
+    if env["name"] == "hopper":
+        copies = n * env["n_envs"]
+        keys = f"n_agents={n}, env.n_envs={env['n_envs']}, algo.rollout_steps={algo['rollout_steps']}"
+        return [(keys, copies * algo["rollout_steps"] * 32, "the rollout buffers (about 32 floats a transition)")]
+    states, actions = env["n_states"], env["n_actions"]
+    sizes = [
+        (
+            f"n_agents={n}, env.n_states={states}, env.n_actions={actions}",
+            2 * n * states * states * actions,
+            "the MDP family (n_agents × n_states² × n_actions transitions and their CDFs)",
+        )
+    ]
+    if algo.get("gradient") == "sampled":
+        keys = f"n_agents={n}, algo.batch_size={algo['batch_size']}, algo.horizon={algo['horizon']}"
+        sizes.append((keys, 3 * n * algo["batch_size"] * algo["horizon"], "one sampled gradient's trajectories"))
+    if algo["name"] == "fedsubspace_ac":
+        dimension = states if algo["features"] == "onehot" else algo["feature_dim"]
+        keys = f"n_agents={n}, env.n_states={states}, algo.feature_dim={dimension}, algo.rank={algo['rank']}"
+        sizes.append((keys, (states + n * algo["rank"]) * dimension, "the features and the agents' bases"))
+    return sizes
+
+
 def validate(cfg: Mapping[str, Any]) -> None:
     """Raise :class:`ConfigError` for the first key of ``cfg`` (a plain dict) that breaks the contract."""
     env, algo = cfg.get("env"), cfg.get("algo")
@@ -215,6 +247,11 @@ def validate(cfg: Mapping[str, Any]) -> None:
         if algo["rank"] > dimension:
             raise ConfigError(
                 f"algo.rank={algo['rank']} is not allowed: it must be at most the feature dimension {dimension}"
+            )
+    for keys, floats, what in _sizes(cfg):
+        if floats > MAX_FLOATS:
+            raise ConfigError(
+                f"{keys} is not allowed: {what} would take {floats:.3g} floats; at most {MAX_FLOATS:.3g} (1 GiB) fit"
             )
     if "minibatches" in algo and algo["minibatches"] > algo["rollout_steps"] * env["n_envs"]:
         raise ConfigError(

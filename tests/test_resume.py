@@ -1,0 +1,264 @@
+"""Checkpoints and `fedrl resume`: runs killed (SIGKILL) or interrupted (SIGINT) and resumed end exactly as
+uninterrupted ones; sweeps resume every unfinished job; paths that cannot be resumed are refused in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from conftest import TINY_PPO, fedrl, run_into
+
+from fedrl_cli.metrics import atomic_file
+
+# sampled gradients, ≈10 ms a round here: long enough to kill mid-way, short enough for a test
+SAMPLED = (
+    "algo.gradient=sampled",
+    "algo.batch_size=200",
+    "algo.horizon=30",
+    "algo.local_steps=5",
+    "algo.rounds=300",
+    "checkpoint_every=10",
+    "progress=false",
+)
+WALL_TIME = {"wall_s", "sps"}  # the only columns allowed to differ between a resumed run and an uninterrupted one
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_wall_time(path: Path) -> list[dict[str, str]]:
+    return [{key: value for key, value in row.items() if key not in WALL_TIME} for row in rows(path)]
+
+
+def summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def checkpoint_header(run_dir: Path) -> dict:
+    with (run_dir / "checkpoint.pkl").open("rb") as handle:
+        return pickle.load(handle)
+
+
+def start(tmp_path: Path, name: str, *overrides: str) -> tuple[subprocess.Popen, Path]:
+    run_dir = tmp_path / name
+    command = [sys.executable, "-m", "fedrl_cli", "run", *overrides, f"hydra.run.dir={run_dir}"]
+    process = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return process, run_dir
+
+
+def wait_for_rows(process: subprocess.Popen, path: Path, count: int, timeout: float = 60) -> None:
+    """Wait until ``path`` has ``count`` complete data rows (the run must still be going)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the run ended before it could be stopped: make its rounds longer"
+        if path.is_file() and path.read_text().count("\n") > count:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"{path} did not reach {count} rows in {timeout}s")
+
+
+def assert_resumes_to(reference: Path, stopped: Path, tmp_path: Path) -> None:
+    """Resume ``stopped``; its CSVs must equal ``reference``'s apart from wall time, and the rows it had up to
+    its checkpoint must be kept byte for byte."""
+    header = checkpoint_header(stopped)
+    sizes = header["csv_bytes"]
+    kept = {name: (stopped / name).read_bytes()[:size] for name, size in sizes.items()}
+    result = fedrl("resume", str(stopped), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert without_wall_time(stopped / "metrics.csv") == without_wall_time(reference / "metrics.csv")
+    assert (stopped / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
+    for name, prefix in kept.items():
+        assert (stopped / name).read_bytes().startswith(prefix)  # no row before the checkpoint lost or rewritten
+    wall = [float(row["wall_s"]) for row in rows(stopped / "metrics.csv")]
+    assert wall == sorted(wall)  # wall time goes on from the checkpoint's
+    done = summary(stopped)
+    assert done["status"] == "completed" and done["final"]["round"] == 300
+    assert done["resumed"][-1]["from_round"] == header["round"]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An uninterrupted sampled Fast-FedPG run."""
+    tmp_path = tmp_path_factory.mktemp("reference")
+    result, run_dir = run_into(tmp_path, "run", *SAMPLED)
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
+def test_sigkill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path, reference: Path) -> None:
+    process, run_dir = start(tmp_path, "killed", *SAMPLED)
+    wait_for_rows(process, run_dir / "metrics.csv", 25)
+    process.kill()
+    process.wait()
+    assert summary(run_dir)["status"] == "running"  # a kill leaves no chance to say anything
+    header = checkpoint_header(run_dir)
+    written = len(rows(run_dir / "metrics.csv")) - 1
+    assert header["round"] % 10 == 0 and 20 <= header["round"] <= written
+    assert_resumes_to(reference, run_dir, tmp_path)
+
+
+def test_sigint_stops_after_the_round_checkpoints_and_resumes(tmp_path: Path, reference: Path) -> None:
+    process, run_dir = start(tmp_path, "interrupted", *SAMPLED)
+    wait_for_rows(process, run_dir / "metrics.csv", 15)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "Traceback" not in stderr
+    assert f"continue with `fedrl resume {run_dir}`" in stderr
+    stopped = summary(run_dir)
+    assert stopped["status"] == "interrupted" and stopped["error_type"] == "interrupted"
+    last_round = int(rows(run_dir / "metrics.csv")[-1]["round"])
+    assert checkpoint_header(run_dir)["round"] == last_round < 300  # checkpointed at the round it stopped after
+    assert_resumes_to(reference, run_dir, tmp_path)
+
+
+def test_resume_of_a_run_killed_before_any_checkpoint_starts_it_over(tmp_path: Path, reference: Path) -> None:
+    process, run_dir = start(tmp_path, "early", *SAMPLED[:-2], "checkpoint_every=0", "progress=false")
+    wait_for_rows(process, run_dir / "metrics.csv", 3)
+    process.kill()
+    process.wait()
+    assert not (run_dir / "checkpoint.pkl").exists()
+    result = fedrl("resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from the start (no checkpoint)" in result.stdout
+    assert without_wall_time(run_dir / "metrics.csv") == without_wall_time(reference / "metrics.csv")
+
+
+def mark_killed(run_dir: Path) -> None:
+    """Make a finished run look killed after its last row: the state a SIGKILL leaves before the summary."""
+    data = summary(run_dir)
+    data.update(status="running", pid=None)
+    (run_dir / "summary.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize("algo", ["fedavg_pg", "local_pg", "fedsubspace_ac"])
+def test_every_tabular_algorithm_resumes_exactly(tmp_path: Path, algo: str) -> None:
+    overrides = (f"algo={algo}", "n_agents=3", "algo.rounds=7", "checkpoint_every=3", "progress=false")
+    if algo != "fedsubspace_ac":
+        overrides += ("algo.gradient=sampled", "algo.batch_size=8", "algo.horizon=6")
+    result, run_dir = run_into(tmp_path, "run", *overrides)
+    assert result.returncode == 0, result.stderr
+    reference = tmp_path / "reference"
+    shutil.copytree(run_dir, reference)
+    mark_killed(run_dir)
+    assert checkpoint_header(run_dir)["round"] == 6  # rounds 3 and 6; never at the last round
+    result = fedrl("resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert without_wall_time(run_dir / "metrics.csv") == without_wall_time(reference / "metrics.csv")
+    assert (run_dir / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
+
+
+@pytest.mark.parametrize("vector", ["sync", "async"])
+def test_hopper_resume_is_bit_identical_mid_episode(tmp_path: Path, vector: str) -> None:
+    """Parameters, Adam moments, both generators, normalisation statistics and every MuJoCo copy mid-episode
+    are restored, so the resumed rounds (4 and 5, with an evaluation at 4) equal the uninterrupted ones."""
+    overrides = (*TINY_PPO, "algo=fedavg_ppo", "n_agents=2", f"env.vector={vector}", "algo.eval_every=2")
+    result, run_dir = run_into(tmp_path, "run", *overrides, "algo.rounds=5", "checkpoint_every=3")
+    assert result.returncode == 0, result.stderr
+    reference = tmp_path / "reference"
+    shutil.copytree(run_dir, reference)
+    mark_killed(run_dir)
+    result = fedrl("resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from round 3" in result.stdout
+    resumed, expected = without_wall_time(run_dir / "metrics.csv"), without_wall_time(reference / "metrics.csv")
+    assert [row["round"] for row in resumed] == [str(r) for r in range(6)]
+    assert resumed == expected
+    assert (run_dir / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
+    import torch
+
+    saved = [torch.load(path / "model.pt", weights_only=False)["state_dict"] for path in (run_dir, reference)]
+    assert all(torch.equal(saved[0][key], saved[1][key]) for key in saved[0])
+
+
+def test_a_sweep_resumes_its_unfinished_jobs_and_runs_those_never_started(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    overrides = ("n_agents=1,2,3", "algo.rounds=7", "checkpoint_every=3", "algo.batch_size=8", "progress=false")
+    result = fedrl("run", "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and not path.name.startswith("."))
+    reference = tmp_path / "reference"
+    shutil.copytree(sweep, reference)
+    completed_bytes = (jobs[0] / "metrics.csv").read_bytes(), (jobs[0] / "summary.json").read_bytes()
+    mark_killed(jobs[1])  # killed after its checkpoint at round 6
+    shutil.rmtree(jobs[2])  # never started
+
+    result = fedrl("resume", str(sweep), cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "sweep of 3 jobs: 3 completed" in result.stderr
+    assert ((jobs[0] / "metrics.csv").read_bytes(), (jobs[0] / "summary.json").read_bytes()) == completed_bytes
+    for job in jobs:
+        assert without_wall_time(job / "metrics.csv") == without_wall_time(reference / job.name / "metrics.csv")
+    assert summary(jobs[1])["resumed"][-1]["from_round"] == 6
+    assert "resumed" not in summary(jobs[2])  # it started from scratch, as a new run
+
+    again = fedrl("resume", str(sweep), cwd=tmp_path)
+    assert again.returncode == 2
+    assert again.stderr.strip() == f"fedrl: error: all 3 jobs of the sweep {sweep} completed: nothing to resume"
+
+
+def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
+    result, done = run_into(tmp_path, "done", "algo.rounds=4", "checkpoint_every=2", "progress=false")
+    assert result.returncode == 0, result.stderr
+    bad = tmp_path / "bad"
+    assert run_into(tmp_path, "bad", "n_agents=0")[0].returncode == 2
+    old = tmp_path / "old"
+    shutil.copytree(done, old)
+    mark_killed(old)
+    with (old / "checkpoint.pkl").open("wb") as handle:  # a checkpoint from a future, incompatible fedrl
+        pickle.dump({"round": 2, "elapsed_s": 0.1, "csv_bytes": {}, "format": 99, "fedrl": "9.0.0"}, handle)
+    (tmp_path / "empty").mkdir()
+    expected = {
+        tmp_path / "missing": "no such directory",
+        tmp_path / "empty": "is not a run dir or a sweep dir: it holds neither summary.json nor multirun.yaml",
+        done: "completed 4 rounds: nothing to resume",
+        bad: "failed on bad input (n_agents=0 is not allowed: it must be an integer ≥ 1): fix it and start a new run",
+        old: f"was written by fedrl 9.0.0 in checkpoint format 99; this fedrl ({version('fedrl')}) reads format 1",
+    }
+    for path, message in expected.items():
+        result = fedrl("resume", str(path), cwd=tmp_path)
+        assert result.returncode == 2, (path, result.stderr)
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("fedrl: error: "), result.stderr
+        assert message in result.stderr, result.stderr
+    result = fedrl("resume", str(old), "algo.lr=2", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "algo.lr=2: a resumed run keeps its own config" in result.stderr
+
+
+def test_resume_refuses_a_run_that_is_still_running(tmp_path: Path) -> None:
+    result, run_dir = run_into(tmp_path, "run", "algo.rounds=2", "progress=false")
+    assert result.returncode == 0, result.stderr
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "fedrl"])  # alive, this host
+    try:
+        data = summary(run_dir)
+        data.update(status="running", pid=running.pid)
+        (run_dir / "summary.json").write_text(json.dumps(data))
+        result = fedrl("resume", str(run_dir), cwd=tmp_path)
+    finally:
+        running.kill()
+        running.wait()
+    assert result.returncode == 2
+    assert f"is still running (pid {running.pid} on {data['host']}): stop it first" in result.stderr
+    result = fedrl("resume", str(run_dir), cwd=tmp_path)  # once that process is gone, the run can be resumed
+    assert result.returncode == 0, result.stderr
+
+
+def test_an_interrupted_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoint.pkl"
+    path.write_bytes(b"the last good checkpoint")
+    with pytest.raises(KeyboardInterrupt), atomic_file(path, binary=True) as handle:
+        handle.write(b"half a new one")
+        raise KeyboardInterrupt
+    assert path.read_bytes() == b"the last good checkpoint"
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pkl"]  # no temp file left behind
