@@ -64,6 +64,13 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
         return None
 
 
+def _first_line(error: Exception) -> str:
+    """An OmegaConf error (a broken interpolation) in one line, naming the key when it knows it."""
+    key = getattr(error, "full_key", None)
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{key}: {first}" if key else first
+
+
 def _saved_config(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | None) -> dict[str, Any]:
     """The config a resumed run continues with: its own, from its summary (the checkpoint belongs to it), even
     if the config tree has changed since; Hydra's ``.hydra/config.yaml`` is put back to match it."""
@@ -112,7 +119,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False, resum
         validate(config)
         resumed = checkpoint.read_header(run_dir) if previous is not None else None
     except Exception as error:  # a bad value, an interpolation that cannot resolve, an unusable checkpoint
-        message = str(error) if isinstance(error, ConfigError | ResumeError) else str(error).splitlines()[0]
+        message = str(error) if isinstance(error, ConfigError | ResumeError) else _first_line(error)
         record(status="failed", error_type="bad_input", error=message, finished=_now())
         raise ConfigError(message) from error
     if previous is not None:

@@ -50,8 +50,32 @@ def _one_line(error: BaseException) -> str:
             f"{key}: unknown key (see `fedrl run --help` for the keys; in a sweep over algo or env, write "
             f"`++{key}=...` for a key that only some of them have)"
         )
+    unparsable = re.match(r"\w+Exception: (.*)$", text.splitlines()[0]) if text else None
+    if unparsable:
+        return (
+            f"{unparsable.group(1)}: not a valid override; quote a value with special characters, KEY='...' "
+            "(grammar: https://hydra.cc/docs/advanced/override_grammar/basic)"
+        )
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     return " ".join(lines) if lines else type(error).__name__
+
+
+def _check_groups(arguments: list[str]) -> None:
+    """Env and algo take one option by name (several, comma-separated, with -m): anything else is bad input,
+    said here in one line rather than by Hydra's defaults machinery."""
+    multirun = "-m" in arguments or "--multirun" in arguments
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        group = key.lstrip("+~")
+        if argument.startswith("-") or group not in GROUPS or "(" in value:
+            continue  # flags, other keys, and Hydra's sweep functions (choice(...), glob(...))
+        options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+        if key.startswith("~"):
+            raise _fail(f"{group} cannot be removed: it must be one of {', '.join(options)}", 2)
+        allowed = f"it must be one of {', '.join(options)}"
+        for choice in value.split(",") if multirun else [value]:
+            if choice not in options:
+                raise _fail(f"{group}={choice or repr(choice)} is not allowed: {allowed}", 2)
 
 
 def _report(launched: list[Path]) -> int:
@@ -94,6 +118,7 @@ def _launch(arguments: list[str]) -> None:
 
     from fedrl_cli import app as task
 
+    _check_groups(arguments)
     sys.argv = ["fedrl", *arguments]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
     task.LAUNCHED.clear()

@@ -55,6 +55,7 @@ def one_of(*choices: str) -> Rule:
 
 BOOLEAN = Rule(lambda v: isinstance(v, bool), "true or false")
 
+
 def seed() -> Rule:
     return Rule(lambda v: _is_int(v) and 0 <= v <= SEED_MAX, f"an integer in [0, {SEED_MAX}]")
 
