@@ -39,6 +39,7 @@ test: dev
 bench: install
 	$(BIN)/python scripts/bench_tabular.py
 	$(BIN)/python scripts/bench_hopper.py
+	$(BIN)/python scripts/bench_checkpoint.py
 
 reproduce: install
 	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)

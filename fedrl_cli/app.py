@@ -41,6 +41,8 @@ log = logging.getLogger("fedrl")
 RESUME_ENV = "FEDRL_RESUME"
 # the run dirs (one run) or sweep dirs (multirun) this process launched; the CLI reads their summaries
 LAUNCHED: list[Path] = []
+# the sweep dirs this process started (where `fedrl resume` continues a sweep interrupted before its end)
+STARTED: list[Path] = []
 
 
 class RecordRunDirs(Callback):
@@ -48,6 +50,9 @@ class RecordRunDirs(Callback):
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.runtime.output_dir))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        STARTED.append(Path(config.hydra.sweep.dir))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.sweep.dir))

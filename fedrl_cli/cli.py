@@ -122,10 +122,11 @@ def _launch(arguments: list[str]) -> None:
     sys.argv = ["fedrl", *arguments]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
     task.LAUNCHED.clear()
+    task.STARTED.clear()
     try:
         task.main()
     except KeyboardInterrupt:
-        where = " ".join(map(str, task.LAUNCHED)) or "RUN_DIR"
+        where = " ".join(map(str, task.LAUNCHED or task.STARTED)) or "RUN_DIR"
         typer.echo(f"fedrl: interrupted; continue with `fedrl resume {where}`", err=True)
         raise typer.Exit(130) from None
     except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree

@@ -157,7 +157,7 @@ def run_rounds(
                     raise Diverged(f"round {round_index}: {problem} (the run diverged)")
                 due = checkpoint_every > 0 and round_index > 0 and round_index % checkpoint_every == 0
                 if round_index < rounds and (due or stop.requested):
-                    sizes = {METRICS: metrics_log.size(), AGENT_METRICS: agent_log.size()}
+                    sizes = {METRICS: metrics_log.sync(), AGENT_METRICS: agent_log.sync()}  # durable before it
                     header = checkpoint.Header(round_index, time.perf_counter() - start, sizes)
                     checkpoint.save(run_dir, header, experiment.state(), experiment.rebuilt())
                 if stop.requested and round_index < rounds:

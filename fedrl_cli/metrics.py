@@ -59,8 +59,10 @@ class CsvLog:
     def write(self, row: dict[str, Any]) -> None:
         self._write([_cell(row.get(column)) for column in self.columns])
 
-    def size(self) -> int:
-        """Bytes written so far (every row is flushed)."""
+    def sync(self) -> int:
+        """Make the rows written so far durable (fsync, so they survive the machine, not just the process);
+        returns their size in bytes."""
+        os.fsync(self._file.fileno())
         return self._file.tell()
 
     def close(self) -> None:

@@ -6,8 +6,9 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
-from conftest import fedrl
+from conftest import TINY_PPO, fedrl
 
 TINY = ("algo.rounds=2", "algo.batch_size=2", "algo.horizon=3", "progress=false")
 
@@ -73,3 +74,55 @@ def test_submitit_local_launcher(tmp_path: Path) -> None:
     assert sorted(s["config"]["n_agents"] for s in summaries.values()) == [1, 2]
     assert all(s["status"] == "completed" for s in summaries.values())
     assert (sweep / ".submitit").is_dir()  # the jobs went through submitit
+
+
+LAUNCHERS = ["basic", "parallel", "submitit_local", "ray"]
+
+
+def launcher(name: str) -> str:
+    if name == "ray":
+        pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the Ray launcher is the optional extra .[ray]")
+    return f"hydra/launcher={name}"
+
+
+@pytest.mark.parametrize("name", LAUNCHERS)
+def test_every_launcher_isolates_a_diverging_job_and_bad_input(tmp_path: Path, name: str) -> None:
+    result, sweep = multirun(
+        tmp_path,
+        launcher(name),
+        "algo.global_lr=1.0,1e308,-1",
+        "algo.lr=1e308",
+        "algo.gradient=exact",
+        "algo.rounds=3",
+        "progress=false",
+    )
+    assert result.returncode == 2, result.stderr  # bad input outranks a failure in the exit code
+    jobs = {s["config"]["algo"]["global_lr"]: s for s in job_summaries(sweep).values()}
+    assert jobs[1.0]["status"] == "completed" and jobs[1.0]["final"]["round"] == 3
+    assert jobs[1e308]["error_type"] == "diverged" and "round 1: objective is nan" in jobs[1e308]["error"]
+    assert jobs[-1]["error_type"] == "bad_input"
+    assert "sweep of 3 jobs: 1 completed, 1 failed, 1 with bad input" in result.stderr
+
+
+def corrupt_trunk_source(tmp_path: Path) -> Path:
+    """What a killed transfer source could leave: a completed fedsubspace_ac run whose model.pt is truncated."""
+    source = tmp_path / "source"
+    source.mkdir()
+    config = {"algo": {"name": "fedsubspace_ac", "shared_layers": ["critic.0"]}, "env": {"name": "hopper"}}
+    (source / "summary.json").write_text(json.dumps({"status": "completed", "config": config}))
+    (source / "model.pt").write_bytes(b"\x80\x04truncated")
+    return source
+
+
+@pytest.mark.parametrize("name", ["basic", "parallel"])
+def test_a_job_that_raises_is_marked_failed_and_the_others_complete(tmp_path: Path, name: str) -> None:
+    source = corrupt_trunk_source(tmp_path)
+    result, sweep = multirun(
+        tmp_path, launcher(name), *TINY_PPO, "algo=fedsubspace_ac", f"algo.trunk_from={source},null", "algo.rounds=1"
+    )
+    assert result.returncode == 1
+    jobs = {s["config"]["algo"]["trunk_from"]: s for s in job_summaries(sweep).values()}
+    assert jobs[None]["status"] == "completed"
+    assert jobs[str(source)]["status"] == "failed" and jobs[str(source)]["error_type"] == "error"
+    assert "UnpicklingError" in jobs[str(source)]["error"]
+    assert "sweep of 2 jobs: 1 completed, 1 failed, 0 with bad input" in result.stderr
