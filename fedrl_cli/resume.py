@@ -53,17 +53,17 @@ def _still_running(summary: dict[str, Any]) -> int | None:
     return pid
 
 
-def _check_job(run_dir: Path) -> str:
-    """The status of the run in ``run_dir``; :class:`ResumeError` if it is running or its checkpoint is unusable."""
+def _check_job(run_dir: Path) -> dict[str, Any]:
+    """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running or its checkpoint is unusable."""
     try:
         summary = json.loads((run_dir / "summary.json").read_text())
     except (OSError, ValueError):
-        return "unreadable"
+        return {"status": "unreadable"}
     pid = _still_running(summary)
     if pid is not None:
         raise ResumeError(f"{run_dir} is still running (pid {pid} on {summary['host']}): stop it first")
     checkpoint.read_header(run_dir)
-    return summary.get("status", "unknown")
+    return summary
 
 
 def _sweep_size(multirun: Any) -> int | None:
@@ -89,15 +89,14 @@ def plan(path: Path, extra: list[str]) -> list[str]:
     path = path.resolve()
     if (path / "multirun.yaml").is_file():
         multirun = OmegaConf.load(path / "multirun.yaml")
-        statuses = [_check_job(run_dir) for run_dir in find_run_dirs([path])]
+        statuses = [_check_job(run_dir).get("status") for run_dir in find_run_dirs([path])]
         if statuses and all(status == "completed" for status in statuses) and len(statuses) == _sweep_size(multirun):
             raise ResumeError(f"all {len(statuses)} jobs of the sweep {path} completed: nothing to resume")
         task, hydra = list(multirun.hydra.overrides.task), _kept(list(multirun.hydra.overrides.hydra))
         return ["-m", *task, *hydra, f"hydra.sweep.dir={_quoted(path)}", RESUME_OVERRIDE, *extra]
     if (path / "summary.json").is_file():
-        summary = json.loads((path / "summary.json").read_text())
-        status = _check_job(path)
-        if status == "completed":
+        summary = _check_job(path)
+        if summary.get("status") == "completed":
             rounds = summary.get("final", {}).get("round", "all its")
             raise ResumeError(f"{path} completed {rounds} rounds: nothing to resume")
         if summary.get("error_type") == "bad_input":
