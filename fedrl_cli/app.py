@@ -10,7 +10,6 @@ An interrupted job (SIGINT, SIGTERM) stops the whole command. With ``FEDRL_RESUM
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -32,6 +31,7 @@ from fedrl_cli.experiments import build
 from fedrl_cli.federation import run_rounds
 from fedrl_cli.metrics import environment_versions, git_commit, write_json_atomic
 from fedrl_cli.progress import RoundProgress
+from fedrl_cli.runs import read_summary
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("fedrl")
@@ -62,13 +62,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _read_summary(run_dir: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _first_line(error: Exception) -> str:
     """An OmegaConf error (a broken interpolation) in one line, naming the key when it knows it."""
     key = getattr(error, "full_key", None)
@@ -97,7 +90,7 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False, resum
     other goes on from its last checkpoint (or from the start when it has none), with its own saved config.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    previous = _read_summary(run_dir) if resume else None
+    previous = read_summary(run_dir) if resume else None
     if previous is not None and previous.get("status") == "completed":
         log.info("fedrl: %s already completed; nothing to resume", run_dir)
         return previous.get("final") or {}

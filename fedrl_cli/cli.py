@@ -70,9 +70,9 @@ def _check_groups(arguments: list[str]) -> None:
         if argument.startswith("-") or group not in GROUPS or "(" in value:
             continue  # flags, other keys, and Hydra's sweep functions (choice(...), glob(...))
         options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
-        if key.startswith("~"):
-            raise _fail(f"{group} cannot be removed: it must be one of {', '.join(options)}", 2)
         allowed = f"it must be one of {', '.join(options)}"
+        if key.startswith("~"):
+            raise _fail(f"{group} cannot be removed: {allowed}", 2)
         for choice in value.split(",") if multirun else [value]:
             if choice not in options:
                 raise _fail(f"{group}={choice or repr(choice)} is not allowed: {allowed}", 2)

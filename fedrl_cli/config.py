@@ -6,7 +6,6 @@ turns it into exit code 2. The YAML files under ``conf/`` document each key; thi
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrl_cli.errors import ConfigError
+from fedrl_cli.runs import read_summary
 
 
 @dataclass(frozen=True)
@@ -186,10 +186,9 @@ def _check_section(prefix: str, section: Mapping[str, Any], rules: Mapping[str, 
 def _check_trunk_source(path: str) -> None:
     """``algo.trunk_from`` must name a completed fedsubspace_ac run on hopper, which saved its model."""
     allowed = "it must be the run dir of a completed fedsubspace_ac run on env=hopper"
-    try:
-        summary = json.loads((Path(path) / "summary.json").read_text())
-    except (OSError, ValueError):
-        raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}") from None
+    summary = read_summary(Path(path))
+    if summary is None:
+        raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}")
     config = summary.get("config") or {}
     source = (config.get("algo", {}).get("name"), config.get("env", {}).get("name"), summary.get("status"))
     if source != ("fedsubspace_ac", "hopper", "completed") or not (Path(path) / "model.pt").is_file():

@@ -10,7 +10,6 @@ Nothing is launched when the path cannot be resumed: :class:`ResumeError` says w
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import socket
@@ -22,7 +21,7 @@ from omegaconf import OmegaConf
 from fedrl_cli import checkpoint
 from fedrl_cli.app import RESUME_ENV
 from fedrl_cli.errors import ResumeError
-from fedrl_cli.runs import find_run_dirs
+from fedrl_cli.runs import find_run_dirs, read_summary
 
 RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
 # Hydra overrides of the original command that resume sets itself
@@ -55,9 +54,8 @@ def _still_running(summary: dict[str, Any]) -> int | None:
 
 def _check_job(run_dir: Path) -> dict[str, Any]:
     """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running or its checkpoint is unusable."""
-    try:
-        summary = json.loads((run_dir / "summary.json").read_text())
-    except (OSError, ValueError):
+    summary = read_summary(run_dir)
+    if summary is None:
         return {"status": "unreadable"}
     pid = _still_running(summary)
     if pid is not None:

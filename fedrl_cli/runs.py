@@ -28,11 +28,18 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def read_run(path: Path) -> Run:
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` as a dict; None when it is missing or not valid JSON."""
     try:
-        summary = json.loads((path / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        return Run(path, "unreadable", f"summary.json: {error}", {})
+        return json.loads((run_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def read_run(path: Path) -> Run:
+    summary = read_summary(path)
+    if summary is None:
+        return Run(path, "unreadable", "summary.json is missing or not valid JSON", {})
     return Run(
         path,
         summary.get("status", "unknown"),
