@@ -49,6 +49,14 @@ def number_in(low: float, high: float, high_open: bool = False) -> Rule:
     return Rule(check, f"a number in [{low:g}, {high:g}{right}")
 
 
+def optional_integer(low: int) -> Rule:
+    return Rule(lambda v: v is None or (_is_int(v) and v >= low), f"null or an integer ≥ {low}")
+
+
+def positive_at_most_one() -> Rule:
+    return Rule(lambda v: _is_number(v) and 0 < v <= 1, "a number in (0, 1]")
+
+
 def one_of(*choices: str) -> Rule:
     return Rule(lambda v: v in choices, "one of " + ", ".join(choices))
 
@@ -80,6 +88,8 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "reward_heterogeneity": number_in(0, 1),
         "transition_heterogeneity": number_in(0, 1),
         "mdp_seed": seed(),
+        "heterogeneity_design": one_of("independent", "balanced"),
+        "value_rank": optional_integer(1),
     },
     "hopper": {
         "n_envs": integer(1),
@@ -90,7 +100,14 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
     },
 }
 
+# step-size schedules η_t = η·f(t) over rounds t = 0, 1, ... (algos.common.StepSizeSchedule)
+_SCHEDULE: dict[str, Rule] = {
+    "lr_schedule": one_of("constant", "inverse_time", "inverse_sqrt"),
+    "lr_decay_rounds": positive(),
+}
+
 _POLICY_GRADIENT: dict[str, Rule] = {
+    **_SCHEDULE,
     "rounds": integer(0),
     "local_steps": integer(1),
     "lr": positive(),
@@ -125,6 +142,7 @@ _PPO: dict[str, Rule] = {
 }
 
 _SUBSPACE_LINEAR: dict[str, Rule] = {
+    **_SCHEDULE,
     "rounds": integer(0),
     "local_steps": integer(1),
     "features": one_of("onehot", "random"),
@@ -133,6 +151,8 @@ _SUBSPACE_LINEAR: dict[str, Rule] = {
     "lr_head": positive(),
     "lr_basis": non_negative(),
     "lr_actor": non_negative(),
+    "reexpress_heads": BOOLEAN,
+    "basis_update": one_of("gradient", "projected"),
 }
 
 LAYERS = ("actor_mean.0", "actor_mean.2", "actor_mean.4", "actor_logstd", "critic.0", "critic.2", "critic.4")
@@ -153,8 +173,8 @@ _PPO_ALL = {**_PPO, "trunk_from": optional_path(), "freeze_trunk": BOOLEAN}
 
 # the keys of each algorithm on each environment family it runs on
 ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
-    "fastfedpg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive()}},
-    "fedavg_pg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive()}},
+    "fastfedpg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive_at_most_one()}},
+    "fedavg_pg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive_at_most_one()}},
     "local_pg": {"tabular": dict(_POLICY_GRADIENT)},
     "single_ppo": {"hopper": _PPO_ALL},
     "fedavg_ppo": {"hopper": _PPO_ALL},
@@ -194,6 +214,19 @@ def _check_trunk_source(path: str) -> None:
     if source != ("fedsubspace_ac", "hopper", "completed") or not (Path(path) / "model.pt").is_file():
         raise ConfigError(
             f"algo.trunk_from={path} is not allowed: it holds a {source[2]} {source[0]} run on {source[1]}; {allowed}"
+        )
+
+
+def _check_tabular_family(env: Mapping[str, Any], n_agents: int) -> None:
+    """Balanced families pair agents (so N is 1 or even); a realizable value rank fits the state space."""
+    if env["heterogeneity_design"] == "balanced" and n_agents > 1 and n_agents % 2:
+        raise ConfigError(
+            f"n_agents={n_agents} is not allowed with env.heterogeneity_design=balanced: it must be 1 or even "
+            "(agents come in antithetic pairs)"
+        )
+    if env["value_rank"] is not None and env["value_rank"] > env["n_states"]:
+        raise ConfigError(
+            f"env.value_rank={env['value_rank']} is not allowed: it must be at most env.n_states={env['n_states']}"
         )
 
 
@@ -242,6 +275,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _check_trunk_source(algo["trunk_from"])
     if algo.get("freeze_trunk") and not algo.get("trunk_from"):
         raise ConfigError("algo.freeze_trunk=true is not allowed without algo.trunk_from: there is no trunk to freeze")
+    if env["name"] == "tabular":
+        _check_tabular_family(env, cfg["n_agents"])
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
         if algo["rank"] > dimension:
