@@ -188,6 +188,8 @@ def make_family(
     reward_heterogeneity: float,
     transition_heterogeneity: float,
     mdp_seed: int,
+    heterogeneity_design: str = "independent",
+    value_rank: int | None = None,
 ) -> TabularFamily:
     """Draw a heterogeneous family from ``mdp_seed``: uniform rewards, Dirichlet(1) next-state rows.
 
