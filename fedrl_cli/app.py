@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedrl_cli import checkpoint
-from fedrl_cli.config import validate
+from fedrl_cli.config import validate, warnings
 from fedrl_cli.errors import ConfigError, Diverged, Interrupted, ResumeError, RunFailed
 from fedrl_cli.experiments import build
 from fedrl_cli.federation import run_rounds
@@ -132,6 +132,8 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False, resum
         config["algo"]["rounds"],
         run_dir,
     )
+    for warning in warnings(config):
+        log.warning("fedrl: warning: %s", warning)
     if previous is not None:
         log.info("fedrl: resuming from %s", f"round {resumed.round}" if resumed else "the start (no checkpoint)")
     experiment = None

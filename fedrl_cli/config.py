@@ -293,3 +293,22 @@ def validate(cfg: Mapping[str, Any]) -> None:
             f"algo.minibatches={algo['minibatches']} is not allowed: it must be at most "
             f"algo.rollout_steps × env.n_envs = {algo['rollout_steps'] * env['n_envs']}"
         )
+
+
+def theorem_horizon(n_agents: int, local_steps: int, rounds: int, gamma: float) -> float:
+    """Fast-FedPG's horizon condition (Theorem 2): ``K ≥ log(N·H·T) / (2 log(1/γ))``."""
+    return math.log(max(2, n_agents * local_steps * rounds)) / (2 * math.log(1 / gamma)) if gamma > 0 else 1.0
+
+
+def warnings(cfg: Mapping[str, Any]) -> list[str]:
+    """Valid settings that a user should know about: one line each."""
+    env, algo = cfg["env"], cfg["algo"]
+    found = []
+    if algo.get("gradient") == "sampled":
+        needed = theorem_horizon(cfg["n_agents"], algo["local_steps"], algo["rounds"], env["gamma"])
+        if algo["horizon"] < needed:
+            found.append(
+                f"algo.horizon={algo['horizon']} is below Theorem 2's K ≥ log(N·H·T)/(2 log(1/γ)) = {needed:.1f}: "
+                f"the estimates keep a truncation bias of order γ^K = {env['gamma'] ** algo['horizon']:.2g}"
+            )
+    return found

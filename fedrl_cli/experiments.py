@@ -15,11 +15,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fedrl_cli.federation import Experiment, Measurement
+from fedrl_cli.seeding import generator
 
 if TYPE_CHECKING:
+    from fedrl_cli.algos.common import StepSizeSchedule
     from fedrl_cli.envs.tabular import TabularFamily
 
 log = logging.getLogger("fedrl")
+
+
+def schedule(algo: dict[str, Any]) -> StepSizeSchedule:
+    """The algorithm's step-size schedule over rounds (``algo.lr_schedule``, ``algo.lr_decay_rounds``)."""
+    from fedrl_cli.algos.common import StepSizeSchedule
+
+    return StepSizeSchedule(algo["lr_schedule"], algo["lr_decay_rounds"])
 
 
 def tabular_family(cfg: dict[str, Any]) -> TabularFamily:
@@ -69,10 +78,12 @@ class TabularExperiment(TabularAlgorithm):
         algo, n_agents = cfg["algo"], cfg["n_agents"]
         self.family = family = tabular_family(cfg)
         oracle = GradientOracle(
-            family, algo["gradient"], algo["batch_size"], algo["horizon"], np.random.default_rng(cfg["seed"])
+            family, algo["gradient"], algo["batch_size"], algo["horizon"], generator(cfg["seed"], "gradients")
         )
         theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
-        common = dict(oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"])
+        common = dict(
+            oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"], schedule=schedule(algo)
+        )
         if algo["name"] == "local_pg":
             self.algorithm = LocalPG(theta0=theta0, **common)
         else:
@@ -81,7 +92,7 @@ class TabularExperiment(TabularAlgorithm):
         self.exact_metrics = ExactMetrics(family)
 
     def measure(self) -> Measurement:
-        metrics, per_agent = self.exact_metrics(self.algorithm.theta_bar, self.algorithm.agent_params)
+        metrics, per_agent = self.exact_metrics(self.algorithm.policies, self.algorithm.agent_params)
         return Measurement(self.algorithm.oracle.samples, self.algorithm.channel.floats, metrics, per_agent)
 
 
@@ -94,7 +105,7 @@ class SubspaceTabularExperiment(TabularAlgorithm):
 
         algo = cfg["algo"]
         self.family = family = tabular_family(cfg)
-        rng = np.random.default_rng(cfg["seed"])
+        rng = generator(cfg["seed"], "subspace")
         features = make_features(algo["features"], family.n_states, algo["feature_dim"], rng)
         self.algorithm = FedSubspaceAC(
             family,
@@ -105,6 +116,9 @@ class SubspaceTabularExperiment(TabularAlgorithm):
             algo["lr_basis"],
             algo["lr_actor"],
             rng,
+            schedule(algo),
+            algo["reexpress_heads"],
+            algo["basis_update"],
         )
         self.metrics = CriticMetrics(family)
 

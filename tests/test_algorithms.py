@@ -37,7 +37,7 @@ def gaps(algorithm, family: TabularFamily, rounds: int, at: tuple[int, ...]) -> 
     for t in range(1, rounds + 1):
         algorithm.round()
         if t in at:
-            found[t] = metrics(algorithm.theta_bar, algorithm.agent_params)[0]["gap"]
+            found[t] = metrics(algorithm.policies, algorithm.agent_params)[0]["gap"]
     return found
 
 
@@ -80,7 +80,7 @@ def test_identical_agents_make_all_three_algorithms_one_policy_gradient() -> Non
     for _ in range(40):
         reference = reference + 0.5 * family.gradient(reference[None])[0]
     for algorithm in runs:
-        np.testing.assert_allclose(algorithm.theta_bar, reference, atol=1e-10)
+        np.testing.assert_allclose(algorithm.agent_params, np.broadcast_to(reference, (3, 4, 3)), atol=1e-10)
 
 
 def test_fastfedpg_round_follows_equations_6_and_7() -> None:
@@ -101,6 +101,39 @@ def test_fastfedpg_round_follows_equations_6_and_7() -> None:
     np.testing.assert_allclose(algorithm.theta_bar, expected, atol=1e-14)
     # the stored corrections are the gradients at the new server point
     np.testing.assert_allclose(algorithm.local_gradient_at_server, grad(np.broadcast_to(expected, (3, 4, 2))))
+    # the agents' own parameters are their end-of-round iterates θ_{i,H}, before averaging
+    np.testing.assert_allclose(algorithm.agent_params, local, atol=1e-14)
+
+
+def test_metrics_at_the_agents_own_iterates_and_their_drift() -> None:
+    """local_objective is mean_i J_i(θ_{i,H}) and drift mean_i ‖θ_{i,H} − mean_j θ_{j,H}‖, by hand; both differ
+    from the server-point metrics once the agents have drifted."""
+    family = make_family(3, 4, 2, 0.8, 0.9, 0.0, mdp_seed=5)
+    algorithm = build(FedAvgPG, family, 5, 0.5)
+    algorithm.round()
+    local = algorithm.agent_params
+    metrics = ExactMetrics(family)(algorithm.policies, local)[0]
+    by_hand = np.mean([family.objective(np.broadcast_to(local[i], (3, 4, 2)))[i] for i in range(3)])
+    drift = np.mean([np.linalg.norm(local[i] - local.mean(axis=0)) for i in range(3)])
+    assert metrics["local_objective"] == pytest.approx(by_hand, rel=1e-12)
+    assert metrics["drift"] == pytest.approx(drift, rel=1e-12)
+    assert metrics["drift"] > 0.01
+    assert abs(metrics["local_objective"] - metrics["objective"]) > 1e-3
+
+
+def test_local_pg_is_measured_at_the_agents_policies_not_their_mean() -> None:
+    """local PG's objective is mean_i J(θ_i), J the global objective, and its gap J* minus that."""
+    family = make_family(3, 4, 2, 0.8, 1.0, 0.0, mdp_seed=6)
+    algorithm = build(LocalPG, family, 5, 1.0)
+    for _ in range(5):
+        algorithm.round()
+    metrics = ExactMetrics(family)(algorithm.policies, algorithm.agent_params)[0]
+    theta = algorithm.agent_params
+    by_hand = np.mean([family.objective(np.broadcast_to(theta[i], (3, 4, 2))).mean() for i in range(3)])
+    at_mean = family.objective(np.broadcast_to(theta.mean(axis=0), (3, 4, 2))).mean()
+    assert metrics["objective"] == pytest.approx(by_hand, rel=1e-12)
+    assert metrics["gap"] == pytest.approx(family.optimal_objective() - by_hand, rel=1e-12)
+    assert abs(by_hand - at_mean) > 1e-3  # the mean of the parameters is another policy
 
 
 def test_sample_and_communication_accounting() -> None:
@@ -131,10 +164,10 @@ def test_sampled_runs_improve_the_objective_and_are_reproducible(cls) -> None:
     finals = []
     for _ in range(2):
         algorithm = build(cls, family, 5, 0.5, "sampled", seed=3, batch_size=20, horizon=20)
-        start = metrics(algorithm.theta_bar, algorithm.agent_params)[0]
+        start = metrics(algorithm.policies, algorithm.agent_params)[0]
         for _ in range(40):
             algorithm.round()
-        finals.append(metrics(algorithm.theta_bar, algorithm.agent_params)[0])
+        finals.append(metrics(algorithm.policies, algorithm.agent_params)[0])
     assert finals[0] == finals[1]
     assert finals[0]["local_objective"] > start["local_objective"] + 0.3
 
@@ -147,7 +180,7 @@ def test_local_pg_agents_optimise_their_own_objectives() -> None:
     for _ in range(100):
         local.round()
         fast.round()
-    local_metrics = metrics(local.theta_bar, local.agent_params)[0]
-    fast_metrics = metrics(fast.theta_bar, fast.agent_params)[0]
+    local_metrics = metrics(local.policies, local.agent_params)[0]
+    fast_metrics = metrics(fast.policies, fast.agent_params)[0]
     assert local_metrics["local_objective"] > fast_metrics["local_objective"] + 0.1
     assert fast_metrics["objective"] > local_metrics["objective"]

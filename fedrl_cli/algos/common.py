@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -61,6 +62,26 @@ class GradientOracle:
         return self.family.sample_gradient(theta, self.batch_size, self.horizon, self.rng)
 
 
+@dataclass(frozen=True)
+class StepSizeSchedule:
+    """Step sizes over rounds ``t = 0, 1, ...`` (t counts the rounds completed before this one): ``η_t = η·f(t)``.
+
+    ``constant``: f = 1 (Fast-FedPG's Theorems 2 and 3 take one η chosen for the budget N, H, T);
+    ``inverse_time``: f = 1 / (1 + t/t0), the anytime schedule of O(1/t) rates under gradient domination;
+    ``inverse_sqrt``: f = 1 / √(1 + t/t0), the schedule of Õ(1/√T) rates (Theorem 3; the subspace actor-critic's
+    Õ(1/√(TK)) single-timescale steps). ``t0`` is ``decay_rounds``.
+    """
+
+    kind: str = "constant"
+    decay_rounds: float = 1.0
+
+    def factor(self, round_index: int) -> float:
+        if self.kind == "constant":
+            return 1.0
+        decay = 1.0 + round_index / self.decay_rounds
+        return 1.0 / decay if self.kind == "inverse_time" else 1.0 / math.sqrt(decay)
+
+
 def server_average(channel: Channel, theta_bar: np.ndarray, local: np.ndarray, global_lr: float) -> np.ndarray:
     """Agents send ``θ_{i,H} − θ̄``; the server steps ``θ̄ + α_g · mean_i(θ_{i,H} − θ̄)`` (Fast-FedPG Eq. (7))
     and broadcasts the new ``θ̄``."""
@@ -74,8 +95,12 @@ def replicate(theta_bar: np.ndarray, n_agents: int) -> np.ndarray:
 
 
 @dataclass
-class ServerAveragedPG:
-    """State common to the algorithms whose server averages the agents' local iterates each round."""
+class ServerAveragedPG(ABC):
+    """State common to the algorithms whose server averages the agents' local iterates each round.
+
+    ``agent_params`` are the agents' own end-of-round iterates ``θ_{i,H}``, before the server averages them
+    (``θ̄⁰`` for all at the start); ``completed_rounds`` is the schedule's ``t``.
+    """
 
     oracle: GradientOracle
     theta_bar: np.ndarray
@@ -83,12 +108,30 @@ class ServerAveragedPG:
     local_steps: int
     lr: float
     global_lr: float
+    schedule: StepSizeSchedule = field(default_factory=StepSizeSchedule)
     channel: Channel = field(init=False)
+    agent_params: np.ndarray = field(init=False)
+    completed_rounds: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         self.channel = Channel(self.n_agents)
+        self.agent_params = replicate(self.theta_bar, self.n_agents)
+
+    def round(self) -> None:
+        """H local steps from ``θ̄`` with this round's step size, then the server average (Eq. (7))."""
+        theta = replicate(self.theta_bar, self.n_agents)
+        lr = self.lr * self.schedule.factor(self.completed_rounds)
+        for _ in range(self.local_steps):
+            theta += lr * self.local_direction(theta)
+        self.agent_params = theta
+        self.theta_bar = server_average(self.channel, self.theta_bar, theta, self.global_lr)
+        self.completed_rounds += 1
 
     @property
-    def agent_params(self) -> np.ndarray:
-        """After a round every agent holds the broadcast ``θ̄``."""
-        return replicate(self.theta_bar, self.n_agents)
+    def policies(self) -> np.ndarray:
+        """The policy the federation stands for, measured as the global point: ``θ̄`` (1, S, A)."""
+        return self.theta_bar[None]
+
+    @abstractmethod
+    def local_direction(self, theta: np.ndarray) -> np.ndarray:
+        """The ascent direction of every agent's local step at its iterate ``theta`` (N, S, A)."""

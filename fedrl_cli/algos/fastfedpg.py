@@ -8,7 +8,9 @@ their mean ``ĝ(θ̄)`` down; both correction terms of the next round reuse them
 
 from __future__ import annotations
 
-from fedrl_cli.algos.common import ServerAveragedPG, replicate, server_average
+import numpy as np
+
+from fedrl_cli.algos.common import ServerAveragedPG, replicate
 
 
 class FastFedPG(ServerAveragedPG):
@@ -20,10 +22,10 @@ class FastFedPG(ServerAveragedPG):
         self.local_gradient_at_server = self.channel.up(self.oracle(replicate(self.theta_bar, self.n_agents)))
         self.global_gradient = self.channel.broadcast(self.local_gradient_at_server.mean(axis=0))
 
+    def local_direction(self, theta: np.ndarray) -> np.ndarray:
+        """Eq. (6): ``ĝ_i(θ_{i,ℓ}) − ĝ_i(θ̄) + ĝ(θ̄)``."""
+        return self.oracle(theta) + (self.global_gradient - self.local_gradient_at_server)
+
     def round(self) -> None:
-        correction = self.global_gradient - self.local_gradient_at_server
-        theta = replicate(self.theta_bar, self.n_agents)
-        for _ in range(self.local_steps):
-            theta += self.lr * (self.oracle(theta) + correction)
-        self.theta_bar = server_average(self.channel, self.theta_bar, theta, self.global_lr)
+        super().round()
         self._share_gradients_at_server_point()

@@ -7,12 +7,12 @@ drifts towards the agents' own optima, the heterogeneity bias that grows with H.
 
 from __future__ import annotations
 
-from fedrl_cli.algos.common import ServerAveragedPG, replicate, server_average
+import numpy as np
+
+from fedrl_cli.algos.common import ServerAveragedPG
 
 
 class FedAvgPG(ServerAveragedPG):
-    def round(self) -> None:
-        theta = replicate(self.theta_bar, self.n_agents)
-        for _ in range(self.local_steps):
-            theta += self.lr * self.oracle(theta)
-        self.theta_bar = server_average(self.channel, self.theta_bar, theta, self.global_lr)
+    def local_direction(self, theta: np.ndarray) -> np.ndarray:
+        """The agent's own gradient ``ĝ_i(θ_{i,ℓ})``."""
+        return self.oracle(theta)

@@ -5,18 +5,22 @@ Every agent follows one continuing trajectory of its own MDP (Markovian sampling
 ``w_i ∈ R^r``; its actor is a personal softmax policy ``θ_i``. Each local step, on one timescale, with the TD
 error ``δ = r + γ V_i(s') − V_i(s)``:
 ``w_i ← w_i + β δ B_iᵀφ(s)``, ``B_i ← B_i + β_B δ φ(s) w_iᵀ`` (its local copy), ``θ_i ← θ_i + α δ ∇log π_i(a|s)``,
-with constant step sizes β, β_B, α (one timescale).
+on one timescale: β, β_B, α share one schedule over rounds (constant, or ∝ 1/(1 + t/t0) or 1/√(1 + t/t0)).
+``basis_update="projected"`` steps ``B_i`` along ``(I − B Bᵀ) δ φ(s) w_iᵀ`` instead, the part of the gradient
+outside the round's broadcast subspace ``B`` (the abstract's "projected subspace updates"): the subspace moves,
+the coordinates within it are left to the heads.
 Shared: each round the agents send their ``B_i``; the server averages them, re-orthonormalises by QR and
-broadcasts the result ``B``. Heads and actors never leave the agent; each agent re-expresses its head in the
-new basis, ``w_i ← Bᵀ B_i w_i`` (the projection of its current estimate onto the new subspace), so the QR step
-does not discard what its head had learnt.
+broadcasts the result ``B``. Heads and actors never leave the agent. Ours, not the abstract's (switch it off
+with ``reexpress_heads=False``): each agent re-expresses its head in the new basis, ``w_i ← Bᵀ B_i w_i`` (the
+projection of its current estimate onto the new subspace), so the QR step does not discard what its head had
+learnt.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from fedrl_cli.algos.common import Channel
+from fedrl_cli.algos.common import Channel, StepSizeSchedule
 from fedrl_cli.envs.tabular import TabularFamily, softmax
 
 
@@ -44,9 +48,15 @@ class FedSubspaceAC:
         lr_basis: float,
         lr_actor: float,
         rng: np.random.Generator,
+        schedule: StepSizeSchedule | None = None,
+        reexpress_heads: bool = True,
+        basis_update: str = "gradient",
     ) -> None:
         self.family, self.features, self.local_steps = family, features, local_steps
         self.lr_head, self.lr_basis, self.lr_actor, self.rng = lr_head, lr_basis, lr_actor, rng
+        self.schedule = schedule or StepSizeSchedule()
+        self.reexpress_heads, self.projected = reexpress_heads, basis_update == "projected"
+        self.completed_rounds = 0
         n, d = family.n_agents, features.shape[1]
         self.channel = Channel(n)
         self.basis = orthonormalise(rng.normal(size=(d, rank)))  # the server's B, known to all at start
@@ -56,7 +66,8 @@ class FedSubspaceAC:
         self.states = rng.integers(family.n_states, size=n)  # the chains' current states, kept across rounds
         self.samples = 0
 
-    def local_step(self) -> None:
+    def local_step(self, scale: float = 1.0) -> None:
+        """One transition of every agent's chain and its TD, basis and actor steps, at ``scale`` × the step sizes."""
         agents = np.arange(self.family.n_agents)
         probabilities = softmax(self.actors[agents, self.states])
         actions, rewards, next_states = self.family.step(self.states, probabilities, self.rng)
@@ -65,23 +76,29 @@ class FedSubspaceAC:
         value = np.einsum("nr,nr->n", projected, self.heads)
         next_value = np.einsum("nd,ndr,nr->n", phi_next, self.local_bases, self.heads)
         delta = rewards + self.family.gamma * next_value - value
-        heads = self.heads + (self.lr_head * delta)[:, None] * projected
-        self.local_bases += (self.lr_basis * delta)[:, None, None] * phi[:, :, None] * self.heads[:, None, :]
+        heads = self.heads + (scale * self.lr_head * delta)[:, None] * projected
+        direction = phi - (phi @ self.basis) @ self.basis.T if self.projected else phi  # (I − B Bᵀ) φ(s)
+        self.local_bases += (
+            (scale * self.lr_basis * delta)[:, None, None] * direction[:, :, None] * self.heads[:, None, :]
+        )
         self.heads = heads
         score = -probabilities
         score[agents, actions] += 1.0
-        self.actors[agents, self.states] += self.lr_actor * delta[:, None] * score
+        self.actors[agents, self.states] += scale * self.lr_actor * delta[:, None] * score
         self.states = next_states
         self.samples += self.family.n_agents
 
     def round(self) -> None:
+        scale = self.schedule.factor(self.completed_rounds)
         for _ in range(self.local_steps):
-            self.local_step()
+            self.local_step(scale)
         average = self.channel.up(self.local_bases).mean(axis=0)
         self.basis = self.channel.broadcast(orthonormalise(average))
-        # each agent re-expresses its head in the new basis: B w_i is then the projection of its B_i w_i onto it
-        self.heads = np.einsum("dr,ndk,nk->nr", self.basis, self.local_bases, self.heads)
+        if self.reexpress_heads:
+            # B w_i becomes the projection of the agent's B_i w_i onto the new subspace
+            self.heads = np.einsum("dr,ndk,nk->nr", self.basis, self.local_bases, self.heads)
         self.local_bases[:] = self.basis
+        self.completed_rounds += 1
 
     def value_estimates(self) -> np.ndarray:
         """``Φ B_i w_i`` for every agent: (N, S)."""

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fedrl_cli.envs.hopper import FederatedHopper, RunningMoments
+from fedrl_cli.seeding import generator
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class PPOAgents:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5, fused=True)
         self.iteration = 0
         self.env_steps = 0
-        self.rng = np.random.default_rng(seed)  # the rollouts' action noise
+        self.rng = generator(seed, "action_noise")  # the rollouts' action noise
         self.next_obs = envs.reset()
         self.next_done = np.zeros((envs.n_agents, envs.n_envs), dtype=np.float32)
 

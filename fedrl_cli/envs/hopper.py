@@ -21,6 +21,8 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from fedrl_cli.seeding import generator
+
 ENV_ID = "Hopper-v5"
 OBS_CLIP = 10.0
 REWARD_CLIP = 10.0
@@ -41,7 +43,7 @@ def action_maps(
     a diagonal of gains drawn uniformly from ``gain_range``; ``none``: the identity. With ``identity_first``
     agent 0 keeps the identity whatever the kind.
     """
-    rng = np.random.default_rng(seed)
+    rng = generator(seed, "action_maps")
     maps = np.repeat(np.eye(action_dim)[None], n_agents, axis=0)
     if kind == "none":
         return maps
