@@ -71,19 +71,20 @@ class TabularFamily:
 
     # ---- exact evaluation -------------------------------------------------------------------------------
     def _policy_evaluation(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
-        """π, V_i^π, Q_i^π and the discounted occupancy d_i for per-agent parameters ``theta`` (N, S, A)."""
+        """π, V_i^π, Q_i^π and the discounted occupancy d_i for per-agent parameters ``theta`` (..., N, S, A):
+        agent i's policy evaluated on agent i's MDP, for any leading batch axes."""
         pi = softmax(theta)
-        p_pi = np.einsum("nsa,nsat->nst", pi, self.transitions)
-        r_pi = np.einsum("nsa,nsa->ns", pi, self.rewards)
+        p_pi = np.einsum("...nsa,nsat->...nst", pi, self.transitions)
+        r_pi = np.einsum("...nsa,nsa->...ns", pi, self.rewards)
         resolvent = np.eye(self.n_states) - self.gamma * p_pi
         values = np.linalg.solve(resolvent, r_pi[..., None])[..., 0]
-        q_values = self.rewards + self.gamma * np.einsum("nsat,nt->nsa", self.transitions, values)
-        rho = np.broadcast_to(self.initial, (self.n_agents, self.n_states))[..., None]
-        occupancy = np.linalg.solve(np.swapaxes(resolvent, 1, 2), rho)[..., 0]
+        q_values = self.rewards + self.gamma * np.einsum("nsat,...nt->...nsa", self.transitions, values)
+        rho = np.broadcast_to(self.initial, values.shape)[..., None]
+        occupancy = np.linalg.solve(np.swapaxes(resolvent, -1, -2), rho)[..., 0]
         return pi, values, q_values, occupancy
 
     def objective(self, theta: np.ndarray) -> np.ndarray:
-        """``J_i(θ_i) = ρᵀ V_i^{π_{θ_i}}`` for every agent: ``theta`` (N, S, A) → (N,)."""
+        """``J_i(θ_i) = ρᵀ V_i^{π_{θ_i}}`` for every agent: ``theta`` (..., N, S, A) → (..., N)."""
         _, values, _, _ = self._policy_evaluation(theta)
         return values @ self.initial
 
@@ -92,7 +93,7 @@ class TabularFamily:
         return self.objective_and_gradient(theta)[1]
 
     def objective_and_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Both ``J_i(θ_i)`` (N,) and ``∇J_i(θ_i)`` (N, S, A) from one policy evaluation."""
+        """Both ``J_i(θ_i)`` (..., N) and ``∇J_i(θ_i)`` (..., N, S, A) from one policy evaluation."""
         pi, values, q_values, occupancy = self._policy_evaluation(theta)
         advantage = q_values - values[..., None]
         return values @ self.initial, occupancy[..., None] * pi * advantage
@@ -219,9 +220,13 @@ def make_family(
 class ExactMetrics:
     """Exact per-round metrics of a tabular run, from the model itself (no sampling).
 
-    Global, at the server point θ̄: ``objective`` J(θ̄) = mean_i J_i(θ̄), ``gap`` J* − J(θ̄) (None when J* is
-    unknown, i.e. transitions differ), ``grad_norm`` ‖∇J(θ̄)‖, and ``local_objective`` mean_i J_i(θ_i) at the
-    agents' own parameters. Per agent: ``objective`` J_i(θ_i) and ``grad_norm`` ‖∇J_i(θ_i)‖.
+    Global, at the policies the algorithm stands for (``policies`` (P, S, A): the server point θ̄ for the
+    federated algorithms, every agent's own θ_i for local PG, which has no common policy), averaged over them:
+    ``objective`` mean_p J(θ_p) with J = mean_i J_i, ``gap`` J* − objective (None when J* is unknown, i.e.
+    transitions differ), ``grad_norm`` mean_p ‖∇J(θ_p)‖. At the agents' own parameters θ_i (the end-of-round
+    iterates θ_{i,H}, before the server averages them): ``local_objective`` mean_i J_i(θ_i) and ``drift``
+    mean_i ‖θ_i − mean_j θ_j‖, the client drift that Fast-FedPG's correction counters. Per agent:
+    ``objective`` J_i(θ_i) and ``grad_norm`` ‖∇J_i(θ_i)‖.
     """
 
     def __init__(self, family: TabularFamily) -> None:
@@ -229,19 +234,23 @@ class ExactMetrics:
         self.optimum = family.optimal_objective()
 
     def __call__(
-        self, theta_bar: np.ndarray, agent_params: np.ndarray
+        self, policies: np.ndarray, agent_params: np.ndarray
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
         n = self.family.n_agents
+        # every policy p played by every agent i: (P, N, S, A) → J_i(θ_p) (P, N), ∇J_i(θ_p) (P, N, S, A)
         global_values, global_gradients = self.family.objective_and_gradient(
-            np.broadcast_to(theta_bar, (n, *theta_bar.shape))
+            np.broadcast_to(policies[:, None], (policies.shape[0], n, *policies.shape[1:]))
         )
         objective = float(global_values.mean())
+        global_norms = np.linalg.norm(global_gradients.mean(axis=1).reshape(policies.shape[0], -1), axis=1)
         agent_values, agent_gradients = self.family.objective_and_gradient(agent_params)
+        spread = (agent_params - agent_params.mean(axis=0)).reshape(n, -1)
         metrics = {
             "objective": objective,
             "gap": None if self.optimum is None else self.optimum - objective,
-            "grad_norm": float(np.linalg.norm(global_gradients.mean(axis=0))),
+            "grad_norm": float(global_norms.mean()),
             "local_objective": float(agent_values.mean()),
+            "drift": float(np.linalg.norm(spread, axis=1).mean()),
         }
         per_agent = {
             "objective": agent_values,
