@@ -25,6 +25,22 @@ def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.polyfit(np.log(x), np.log(y), 1)[0])
 
 
+def slope_with_ci(frame: pd.DataFrame, x: str, y: str, resamples: int = 2000) -> tuple[float, float, float]:
+    """Log-log slope of the mean of ``y`` over replicates against ``x``, with a 95% percentile-bootstrap interval
+    (replicates resampled with replacement within each ``x``)."""
+    groups = [(value, part[y].to_numpy()) for value, part in frame.groupby(x)]
+    xs = np.array([value for value, _ in groups], dtype=float)
+    slope = loglog_slope(xs, np.array([values.mean() for _, values in groups]))
+    rng = np.random.default_rng(0)
+    means = np.stack(
+        [values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1) for _, values in groups]
+    )  # (x values, resamples)
+    design = np.vstack([np.log(xs), np.ones_like(xs)]).T
+    slopes = np.linalg.lstsq(design, np.log(means), rcond=None)[0][0]
+    low, high = np.percentile(slopes, [2.5, 97.5])
+    return slope, float(low), float(high)
+
+
 def markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g")
 

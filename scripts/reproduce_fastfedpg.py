@@ -1,25 +1,30 @@
-"""Reproduce Fast-FedPG's claims on a small tabular family, with `fedrl` sweeps, and write report.md.
+"""Reproduce Fast-FedPG's claims on small tabular families, with `fedrl` sweeps, and write report.md.
 
 (i) Exact gradients: Fast-FedPG's gap falls towards 0 for every number of local steps H, while FedAvg PG's
     final gap grows with H and with reward heterogeneity (its heterogeneity bias).
-(ii) Sampled gradients: at a fixed budget of rounds the gap falls with the number of agents N (the theory's
-    error ~ 1/(N·H·T) gives a log-log slope of −1), and the speedup in rounds to a target.
+(ii) Sampled gradients, in Theorem 2's own terms: on a *balanced* heterogeneous family (the average MDP, J* and
+    θ* are the same for every N), at a fixed budget of T rounds with H local steps, the gap J* − J(θ̄_T) is
+    Õ(1/(N·H·T)): a log-log slope of −1 against N, and a speedup ≈ N in the rounds to a target. The step size
+    is tuned per N from a grid (the theorem chooses η for N, H, T), the horizon K meets the theorem's
+    K ≥ log(NHT)/(2 log(1/γ)), and FedAvg PG runs on the same sweep.
 
-Run with `make reproduce` or `python scripts/reproduce_fastfedpg.py [--out DIR] [--jobs N]`; about 3 minutes
-on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by hand.
+Run with `make reproduce` or `python scripts/reproduce_fastfedpg.py [--out DIR] [--jobs N] [--seeds S]`; about
+20 minutes on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by hand.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from reproduce_common import claims_markdown, loglog_slope, markdown, sweep
+from reproduce_common import claims_markdown, loglog_slope, markdown, slope_with_ci, sweep
 
+from fedrl_cli.config import theorem_horizon
 from fedrl_cli.plots import make_plots
 from fedrl_cli.results import Results, load_results
 
@@ -33,20 +38,41 @@ EXACT = {
     "algo.rounds": "400",
     "n_agents": "4",
 }
-SAMPLED = {
-    "algo": "fastfedpg",
-    "n_agents": "1,2,4,8,16",
-    "seed": "range(16)",
-    "algo.local_steps": "5",
-    "algo.gradient": "sampled",
-    "algo.batch_size": "4",
-    "algo.horizon": "20",
-    "algo.lr": "0.1",
-    "algo.rounds": "300",
-    # identical agents: the global objective is then the same MDP for every N, so only the noise changes
-    "env.reward_heterogeneity": "0.0",
+AGENTS = (1, 2, 4, 8, 16)
+LOCAL_STEPS, ROUNDS, GAMMA = 5, 300, 0.9
+LR_GRID = (0.025, 0.05, 0.1, 0.2)
+# the theorem's horizon for the largest N, used for every N so that every N estimates the same truncated objective
+HORIZON = math.ceil(theorem_horizon(max(AGENTS), LOCAL_STEPS, ROUNDS, GAMMA))
+BALANCED = {"env.heterogeneity_design": "balanced", "env.reward_heterogeneity": "0.9"}
+
+
+def sampled_sweep(seeds: int) -> dict[str, str]:
+    return {
+        "algo": "fastfedpg,fedavg_pg",
+        "n_agents": ",".join(map(str, AGENTS)),
+        "seed": f"range({seeds})",
+        "algo.local_steps": str(LOCAL_STEPS),
+        "algo.gradient": "sampled",
+        "algo.batch_size": "4",
+        "algo.horizon": str(HORIZON),
+        "algo.lr": ",".join(map(str, LR_GRID)),
+        "algo.rounds": str(ROUNDS),
+        **BALANCED,
+    }
+
+
+# FedAvg PG's heterogeneity bias on the same family: its exact-gradient fixed point, for every N and η of the grid
+FEDAVG_FLOOR = {
+    "algo": "fedavg_pg",
+    "n_agents": ",".join(map(str, AGENTS[1:])),
+    "algo.local_steps": str(LOCAL_STEPS),
+    "algo.gradient": "exact",
+    "algo.lr": ",".join(map(str, LR_GRID)),
+    "algo.rounds": "3000",
+    "checkpoint_every": "0",
+    **BALANCED,
 }
-FINAL_WINDOW = 50  # the error at the budget: each run's mean gap over its last rounds (smooths sampling noise)
+STALLED = 0.1  # a run whose final gap is above this sits near a suboptimal deterministic policy
 
 
 def run_sweep(name: str, params: dict[str, str], out: Path, jobs: int) -> tuple[Path, str]:
@@ -124,43 +150,82 @@ def exact_claims(results: Results) -> tuple[pd.DataFrame, list[tuple[str, bool, 
     return table, claims
 
 
-def sampled_claims(results: Results, speedup: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[str, bool, str]]]:
-    frame = results.frame
-    last = frame["round"].max()
-    # the error at the fixed budget: each run's mean gap over its last 20 rounds (smooths the sampling noise)
-    final = frame[frame["round"] > last - FINAL_WINDOW].groupby(["n_agents", "seed"])["gap"].mean().reset_index()
-    per_n = final.groupby("n_agents")["gap"].agg(["mean", "std", "count"]).reset_index()
-    agents, means = per_n["n_agents"].to_numpy(), per_n["mean"].to_numpy()
-    slope = loglog_slope(agents, means)
-    rng = np.random.default_rng(0)
-    boot = []
-    for _ in range(2000):  # resample seeds within each N
-        resampled = [
-            rng.choice(final[final.n_agents == n]["gap"].to_numpy(), size=c).mean()
-            for n, c in zip(agents, per_n["count"], strict=True)
-        ]
-        boot.append(loglog_slope(agents, np.array(resampled)))
-    low, high = np.percentile(boot, [2.5, 97.5])
-    table = per_n.rename(columns={"mean": "final gap (mean)", "std": "std over seeds", "count": "seeds"})
-    table = table.merge(speedup[["n_agents", "speedup", "rounds_to_target"]], on="n_agents")
+def tuned_finals(frame: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """Each run's gap at the last round, for the step size the tuning chose for its (algo, N)."""
+    chosen = summary[["algo", "n_agents", "tuned_algo.lr"]].rename(columns={"tuned_algo.lr": "algo.lr"})
+    last = frame[frame["round"] == frame["round"].max()]
+    return last.merge(chosen, on=["algo", "n_agents", "algo.lr"])[["algo", "n_agents", "seed", "algo.lr", "gap"]]
+
+
+def sampled_tables(finals: pd.DataFrame, speedup: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (algo, n), part in finals.groupby(["algo", "n_agents"]):
+        gaps = part["gap"].to_numpy()
+        lr = part["algo.lr"].iloc[0]
+        row = {
+            "algo": algo,
+            "N": n,
+            "tuned η": lr,
+            "seeds": len(gaps),
+            "gap at T (mean)": gaps.mean(),
+            "median": np.median(gaps),
+            f"share stalled (gap > {STALLED})": (gaps > STALLED).mean(),
+            "N × gap": n * gaps.mean(),
+        }
+        match = speedup[(speedup.algo == algo) & (speedup.n_agents == n)]
+        if len(match):
+            found = match.iloc[0]
+            row.update(
+                {
+                    "rounds to target": found["rounds_to_target"],
+                    "speedup": found["speedup"],
+                    "speedup 95% CI": f"[{found['speedup_ci_low']:.3g}, {found['speedup_ci_high']:.3g}]",
+                }
+            )
+        floor = floors[(floors.n_agents == n) & (floors["algo.lr"] == lr)]
+        if algo == "fedavg_pg" and len(floor):
+            row["FedAvg exact-gradient floor"] = floor["gap"].iloc[0]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def sampled_claims(
+    finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Series
+) -> tuple[list[tuple[str, bool, str]], dict[str, tuple[float, float, float]]]:
+    slopes = {
+        algo: slope_with_ci(part, "n_agents", "gap") for algo, part in finals.groupby("algo")
+    }  # (slope, low, high)
+    fast = table[table.algo == "fastfedpg"].set_index("N")
+    fedavg = table[table.algo == "fedavg_pg"].set_index("N")
+    slope, low, high = slopes["fastfedpg"]
     claims = [
         (
-            "The final gap falls as N grows (monotone in N)",
-            bool(np.all(np.diff(means) < 0)),
-            ", ".join(f"N={n}: {m:.3g}" for n, m in zip(agents, means, strict=True)),
+            "Every N optimises the same objective (balanced family: equal gap at θ̄⁰ and equal J*)",
+            bool(np.ptp(start_gaps.to_numpy()) < 1e-12),
+            f"round-0 gap {start_gaps.iloc[0]:.6g} for N = {', '.join(map(str, start_gaps.index))}",
         ),
         (
-            "Linear speedup: log-log slope of the final gap against N is −1 (within its 95% CI)",
+            "Fast-FedPG: the gap at the budget falls like 1/(N·H·T): log-log slope in N is −1 (inside its 95% CI)",
             bool(low <= -1 <= high),
             f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]",
         ),
         (
-            "Fewer rounds to the single agent's final level as N grows",
-            bool(np.all(np.diff(speedup.sort_values("n_agents")["rounds_to_target"].to_numpy()) <= 0)),
-            ", ".join(f"N={n}: {r:.0f}" for n, r in zip(speedup["n_agents"], speedup["rounds_to_target"], strict=True)),
+            "Fast-FedPG: linear speedup in rounds to the target (speedup(N) ≥ N/2 at every N)",
+            bool((fast["speedup"] >= fast.index / 2).all()),
+            ", ".join(f"N={n}: {s:.2g}" for n, s in fast["speedup"].items()),
         ),
     ]
-    return table, claims
+    slope, low, high = slopes["fedavg_pg"]
+    floor = fedavg["FedAvg exact-gradient floor"].dropna() if "FedAvg exact-gradient floor" in fedavg else None
+    claims.append(
+        (
+            "FedAvg PG: no linear speedup despite heterogeneity (its slope's 95% CI excludes −1)",
+            bool(high < -1 or low > -1),
+            f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]"
+            + (f"; exact-gradient bias floors {', '.join(f'{v:.3g}' for v in floor)}" if floor is not None else ""),
+        )
+    )
+    return claims, slopes
 
 
 def main() -> None:
@@ -168,6 +233,7 @@ def main() -> None:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"fastfedpg_{stamp}")
     parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
+    parser.add_argument("--seeds", type=int, default=16, help="seeds per (algorithm, N, η) of the sampled sweep")
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -179,11 +245,19 @@ def main() -> None:
     make_plots(Results(most_heterogeneous, exact.runs, exact.config_columns), out / "exact_h_max")
     make_plots(exact, out / "exact")
     exact_table, exact_found = exact_claims(exact)
+    exact_minutes = (time.perf_counter() - start) / 60
 
-    sampled_dir, sampled_command = run_sweep("sampled", SAMPLED, out, args.jobs)
+    floor_dir, floor_command = run_sweep("fedavg_floor", FEDAVG_FLOOR, out, args.jobs)
+    floor_frame = load_results([floor_dir]).frame
+    floors = floor_frame[floor_frame["round"] == floor_frame["round"].max()][["n_agents", "algo.lr", "gap"]]
+
+    sampled_dir, sampled_command = run_sweep("sampled", sampled_sweep(args.seeds), out, args.jobs)
     sampled = load_results([sampled_dir])
-    report = make_plots(sampled, out / "sampled")
-    sampled_table, sampled_found = sampled_claims(sampled, report.speedup)
+    report = make_plots(sampled, out / "sampled", metric="gap", tune=["algo.lr"])
+    finals = tuned_finals(sampled.frame, report.summary)
+    table = sampled_tables(finals, report.speedup, floors)
+    start_gaps = sampled.frame[sampled.frame["round"] == 0].groupby("n_agents")["gap"].mean()
+    sampled_found, _ = sampled_claims(finals, table, start_gaps)
     minutes = (time.perf_counter() - start) / 60
 
     held = sum(h for _, h, _ in exact_found + sampled_found)
@@ -192,7 +266,7 @@ def main() -> None:
     text = f"""# Fast-FedPG claims, reproduced with fedrl
 
 {held} of {total} claims held. Family: S=5 states, A=3 actions, γ=0.9, shared transitions (so J* and the gap
-J* − J(θ̄) are exact), `mdp_seed=0`. Wall time {minutes:.1f} min.
+J* − J(θ̄) are exact), `mdp_seed=0`. Wall time {minutes:.1f} min on 2 cores ((i): {exact_minutes:.1f} min).
 
 ## (i) Exact gradients: no heterogeneity bias for Fast-FedPG; FedAvg PG's bias grows with H and heterogeneity
 
@@ -208,20 +282,31 @@ Gap against rounds at h_r = {h_max}: ![convergence](exact_h_max/convergence.png)
 
 Final gap against H and heterogeneity: ![bias](exact/bias.png)
 
-## (ii) Sampled gradients: the error at a fixed budget falls with the number of agents
+## (ii) Sampled gradients: linear speedup in N despite heterogeneity (Theorem 2)
 
 `{sampled_command}`
 
+The family is *balanced* (`env.heterogeneity_design=balanced`, h_r = {BALANCED["env.reward_heterogeneity"]}):
+agents' reward deviations come in antithetic pairs, so the average MDP — and with it J*, J(θ) and θ* — is the
+same for N = {", ".join(map(str, AGENTS))}, while each agent's own MDP is strongly heterogeneous. Every N
+therefore optimises the same objective, and only the number of agents sharing the work changes. Budget:
+T = {ROUNDS} rounds of H = {LOCAL_STEPS} local steps, M = 4 trajectories per estimate, horizon
+K = {HORIZON} ≥ log(NHT)/(2 log(1/γ)) for the largest N. The step size η is tuned per (algorithm, N) on the grid
+{", ".join(map(str, LR_GRID))} (`fedrl plot --tune algo.lr`: the η with the smallest seed-mean gap at T).
+The gap at the budget is each run's J* − J(θ̄_T), the quantity Theorem 2 bounds in expectation; slopes are
+fitted to the seed means against N, with a 95% bootstrap interval over seeds. Speedup: rounds for the seed-mean
+gap to reach the target (N = 1's final level), N = 1's over N's, with a 95% bootstrap interval over seeds.
+
 {claims_markdown(sampled_found)}
 
-Agents share one MDP here (`env.reward_heterogeneity=0`), so every N optimises the same objective and only
-the gradient noise changes with N. Final gap (mean of each run's last {FINAL_WINDOW} rounds, then over seeds),
-and the speedup in rounds for the seed-mean gap to reach the single agent's final level
-(`speedup = T_ε(1) / T_ε(N)`):
+{markdown(table)}
 
-{markdown(sampled_table)}
+FedAvg PG's exact-gradient floor is its final gap after {FEDAVG_FLOOR["algo.rounds"]} rounds with exact
+gradients at the same η and N: the heterogeneity bias that no number of agents removes.
 
-Gap against rounds: ![convergence](sampled/convergence.png)
+`{floor_command}`
+
+Gap against rounds (tuned η): ![convergence](sampled/convergence.png)
 
 Speedup against N: ![speedup](sampled/speedup.png)
 """

@@ -105,7 +105,29 @@ BAD_INPUTS = {
     "n_agent=3": "n_agent",
     "+algo.momentum=0.9": "algo.momentum",
     "progress=maybe": "progress='maybe'",
+    "algo.global_lr=1.5": "algo.global_lr=1.5",
+    "algo.lr_schedule=cosine": "algo.lr_schedule='cosine'",
+    "algo.lr_decay_rounds=0": "algo.lr_decay_rounds=0",
+    "env.heterogeneity_design=paired": "env.heterogeneity_design='paired'",
+    "env.value_rank=0": "env.value_rank=0",
+    "env.value_rank=9": "env.value_rank=9",
 }
+
+# keys of one algorithm: (the algorithm, the override, what the error line names)
+ALGORITHM_BAD_INPUTS = [
+    ("fedsubspace_ac", "algo.basis_update=sideways", "algo.basis_update='sideways'"),
+    ("fedsubspace_ac", "algo.reexpress_heads=maybe", "algo.reexpress_heads='maybe'"),
+    ("fedsubspace_ac", "algo.lr_schedule=linear", "algo.lr_schedule='linear'"),
+    ("local_pg", "algo.lr_decay_rounds=-3", "algo.lr_decay_rounds=-3"),
+]
+
+
+@pytest.mark.parametrize(("algo", "override", "named"), ALGORITHM_BAD_INPUTS)
+def test_bad_algorithm_key_exits_2_with_one_line(tmp_path: Path, algo: str, override: str, named: str) -> None:
+    result = fedrl("run", f"algo={algo}", override, run_dir(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
 
 
 @pytest.mark.parametrize("override", BAD_INPUTS)
@@ -120,17 +142,15 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path, override: str) -> None:
 
 
 def test_diverging_run_fails_and_keeps_its_rows(tmp_path: Path) -> None:
-    result = fedrl(
-        "run", "algo.gradient=exact", "algo.lr=1e308", "algo.global_lr=1e308", *TINY, run_dir(tmp_path), cwd=tmp_path
-    )
+    result = fedrl("run", "algo.gradient=exact", "algo.lr=1e308", *TINY, run_dir(tmp_path), cwd=tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "failed"
-    assert "round 1" in summary["error"] and "nan" in summary["error"]
+    assert "round 1: drift is inf" in summary["error"]
     rows = read_csv(tmp_path / "run" / "metrics.csv")
     assert [r["round"] for r in rows] == ["0", "1"]
-    assert rows[1]["objective"] == "nan"
+    assert rows[1]["drift"] == "inf"
 
 
 def test_list_help_and_cfg(tmp_path: Path) -> None:

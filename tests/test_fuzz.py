@@ -78,6 +78,8 @@ TABULAR_KEYS: dict[str, tuple[st.SearchStrategy[str], bool]] = {
     "env.reward_heterogeneity": (UNIT, True),
     "env.transition_heterogeneity": (UNIT, True),
     "env.mdp_seed": (SEED, True),
+    "env.heterogeneity_design": (st.sampled_from(["independent", "balanced"]), False),
+    "env.value_rank": (st.sampled_from(["null", "1", "2", "3"]), False),
     "algo.rounds": (ints(0, 3), False),
     "algo.local_steps": (ints(1, 3), False),
     "algo.lr": (STEP, True),
@@ -91,6 +93,8 @@ TABULAR_KEYS: dict[str, tuple[st.SearchStrategy[str], bool]] = {
     "algo.lr_head": (STEP, True),
     "algo.lr_basis": (STEP, True),
     "algo.lr_actor": (STEP, True),
+    "algo.lr_schedule": (st.sampled_from(["constant", "inverse_time", "inverse_sqrt"]), False),
+    "algo.lr_decay_rounds": (floats(0.1, 100.0), True),
 }
 PPO_KEYS: dict[str, tuple[st.SearchStrategy[str], bool]] = {
     "n_agents": (ints(1, 2), True),

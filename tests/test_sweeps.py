@@ -43,11 +43,11 @@ def test_default_multirun_runs_jobs_in_parallel_with_joblib(tmp_path: Path) -> N
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
     result, sweep = multirun(
-        tmp_path, "algo.global_lr=1.0,1e308", "algo.lr=1e308", "algo.gradient=exact", "algo.rounds=3", "progress=false"
+        tmp_path, "algo.lr=0.5,1e308", "algo.gradient=exact", "algo.rounds=3", "progress=false"
     )
     assert result.returncode == 1
-    statuses = {s["config"]["algo"]["global_lr"]: s for s in job_summaries(sweep).values()}
-    assert statuses[1.0]["status"] == "completed" and statuses[1.0]["final"]["round"] == 3
+    statuses = {s["config"]["algo"]["lr"]: s for s in job_summaries(sweep).values()}
+    assert statuses[0.5]["status"] == "completed" and statuses[0.5]["final"]["round"] == 3
     assert statuses[1e308]["status"] == "failed" and statuses[1e308]["error_type"] == "diverged"
     assert "sweep of 2 jobs: 1 completed, 1 failed, 0 with bad input" in result.stderr
     assert "Traceback" not in result.stderr
@@ -90,16 +90,15 @@ def test_every_launcher_isolates_a_diverging_job_and_bad_input(tmp_path: Path, n
     result, sweep = multirun(
         tmp_path,
         launcher(name),
-        "algo.global_lr=1.0,1e308,-1",
-        "algo.lr=1e308",
+        "algo.lr=0.5,1e308,-1",
         "algo.gradient=exact",
         "algo.rounds=3",
         "progress=false",
     )
     assert result.returncode == 2, result.stderr  # bad input outranks a failure in the exit code
-    jobs = {s["config"]["algo"]["global_lr"]: s for s in job_summaries(sweep).values()}
-    assert jobs[1.0]["status"] == "completed" and jobs[1.0]["final"]["round"] == 3
-    assert jobs[1e308]["error_type"] == "diverged" and "round 1: objective is nan" in jobs[1e308]["error"]
+    jobs = {s["config"]["algo"]["lr"]: s for s in job_summaries(sweep).values()}
+    assert jobs[0.5]["status"] == "completed" and jobs[0.5]["final"]["round"] == 3
+    assert jobs[1e308]["error_type"] == "diverged" and "round 1: drift is inf" in jobs[1e308]["error"]
     assert jobs[-1]["error_type"] == "bad_input"
     assert "sweep of 3 jobs: 1 completed, 1 failed, 1 with bad input" in result.stderr
 
