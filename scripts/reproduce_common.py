@@ -12,10 +12,14 @@ import pandas as pd
 Claim = tuple[str, bool, str]  # (what is claimed, whether it held, what was measured)
 
 
-def sweep(target: Path, overrides: list[str], jobs: int) -> str:
-    """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it."""
+def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) -> str:
+    """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it. With
+    ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again."""
     args = ["run", "-m", *overrides, f"hydra.sweep.dir={target}", f"hydra.launcher.n_jobs={jobs}"]
     command = "fedrl " + " ".join(f"'{a}'" if "(" in a or "[" in a else a for a in args[:-1])
+    if reuse and (target / "multirun.yaml").is_file():
+        print(f"[reproduce] reusing {target}", flush=True)
+        return command
     print(f"[reproduce] {command}", flush=True)
     subprocess.run([sys.executable, "-m", "fedrl_cli", *args], check=True, stdout=subprocess.DEVNULL)
     return command

@@ -78,13 +78,13 @@ def rate_claims(mode: str, frame: pd.DataFrame, metric: str, speedup: pd.DataFra
     return claims, table
 
 
-def tabular_part(out: Path, jobs: int, seeds: int) -> str:
+def tabular_part(out: Path, jobs: int, seeds: int, reuse: bool) -> str:
     """Sweeps for (i), their figures, and the text of tabular.md."""
     sections, found = [], []
     for mode, actor in MODES.items():
         name = "tabular_" + mode.replace(" ", "_").replace("-", "_")
         command = sweep(
-            out / name, [*TABULAR, actor, f"n_agents={','.join(map(str, AGENTS))}", f"seed=range({seeds})"], jobs
+            out / name, [*TABULAR, actor, f"n_agents={','.join(map(str, AGENTS))}", f"seed=range({seeds})"], jobs, reuse
         )
         results = load_results([out / name])
         frame = results.frame
@@ -120,7 +120,7 @@ error, its floor and the distance:
 {figures}
 """
         )
-    ablation_command = sweep(out / "tabular_ablation", [*TABULAR, *ABLATION, f"seed=range({seeds})"], jobs)
+    ablation_command = sweep(out / "tabular_ablation", [*TABULAR, *ABLATION, f"seed=range({seeds})"], jobs, reuse)
     ablation = load_results([out / "tabular_ablation"]).frame
     last = ablation[ablation["round"] == ablation["round"].max()]
     ablation_table = (
@@ -200,7 +200,7 @@ def seed_summary(frame: pd.DataFrame, key: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def hopper_part(out: Path, jobs: int, scale: float) -> str:
+def hopper_part(out: Path, jobs: int, scale: float, reuse: bool) -> str:
     """Sweeps for (ii) and (iii), their figures, and the text of report.md."""
     start = time.perf_counter()
     # `++` sets keys that the default algorithm, which composes the sweep's base config, lacks
@@ -214,7 +214,7 @@ def hopper_part(out: Path, jobs: int, scale: float) -> str:
         "progress=false",
         *hopper_budget(20, scale),
     ]
-    hopper_command = sweep(out / "hopper", [f"algo={','.join(HOPPER_ALGOS)}", *hopper], jobs)
+    hopper_command = sweep(out / "hopper", [f"algo={','.join(HOPPER_ALGOS)}", *hopper], jobs, reuse)
     hopper_runs = load_results([out / "hopper"])
     make_plots(hopper_runs, out / "hopper_plots", metric="eval_return_mean")
     evaluations = final_evaluations(out / "hopper")
@@ -248,9 +248,9 @@ def hopper_part(out: Path, jobs: int, scale: float) -> str:
         "progress=false",
         *hopper_budget(8, scale),
     ]
-    scratch_command = sweep(out / "transfer_scratch", new_agent, jobs)
+    scratch_command = sweep(out / "transfer_scratch", new_agent, jobs, reuse)
     transfer_command = sweep(
-        out / "transfer_trunk", [*new_agent, f"algo.trunk_from={source}", "algo.freeze_trunk=true,false"], jobs
+        out / "transfer_trunk", [*new_agent, f"algo.trunk_from={source}", "algo.freeze_trunk=true,false"], jobs, reuse
     )
     transfer = pd.concat([final_evaluations(out / "transfer_scratch"), final_evaluations(out / "transfer_trunk")])
     by_trunk = seed_summary(transfer, "trunk")
@@ -319,6 +319,7 @@ def main() -> None:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
     parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"subspace_{stamp}")
     parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
+    parser.add_argument("--reuse", action="store_true", help="analyse the sweeps already in --out instead of rerunning")
     parser.add_argument("--part", choices=("tabular", "hopper", "all"), default="all", help="which part to run")
     parser.add_argument("--seeds", type=int, default=16, help="seeds per setting of the tabular part")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every Hopper budget")
@@ -327,12 +328,12 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     if args.part in ("tabular", "all"):
         start = time.perf_counter()
-        text = tabular_part(out, args.jobs, args.seeds)
+        text = tabular_part(out, args.jobs, args.seeds, args.reuse)
         text += f"\nWall time {(time.perf_counter() - start) / 60:.1f} min on 2 cores.\n"
         (out / "tabular.md").write_text(text)
         print(text)
     if args.part in ("hopper", "all"):
-        text = hopper_part(out, args.jobs, args.scale)
+        text = hopper_part(out, args.jobs, args.scale, args.reuse)
         (out / "report.md").write_text(text)
         print(text)
     print(f"[reproduce] wrote {out}")
