@@ -120,7 +120,7 @@ class SubspaceTabularExperiment(TabularAlgorithm):
             algo["reexpress_heads"],
             algo["basis_update"],
         )
-        self.metrics = CriticMetrics(family)
+        self.metrics = CriticMetrics(family, features)
 
     def measure(self) -> Measurement:
         a = self.algorithm

@@ -101,10 +101,13 @@ def test_the_markov_chains_continue_across_rounds() -> None:
 
 
 def test_subspace_distance() -> None:
-    vectors = np.random.default_rng(0).normal(size=(6, 2))
-    assert subspace_distance(np.hstack([vectors, np.ones((6, 1))]), vectors, 2) == pytest.approx(0, abs=1e-12)
-    orthogonal = np.linalg.svd(vectors)[0][:, 2:3]
-    assert subspace_distance(orthogonal, vectors, 1) == pytest.approx(1.0)
+    """The share of the values' weighted energy outside the span: 0 when it holds them, 1 when orthogonal."""
+    rng = np.random.default_rng(0)
+    vectors, stationary = rng.normal(size=(2, 6)), rng.dirichlet(np.ones(6), size=2)
+    holding = np.hstack([vectors.T, np.ones((6, 1))])
+    assert subspace_distance(holding, vectors, stationary) == pytest.approx(0, abs=1e-12)
+    orthogonal = np.linalg.svd(vectors.T)[0][:, 2:3]
+    assert subspace_distance(orthogonal, vectors, np.full((2, 6), 1 / 6)) == pytest.approx(1.0)
 
 
 def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
@@ -121,7 +124,8 @@ def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert header == (
-        "round,samples,samples_per_agent,comm_floats,wall_s,critic_error,grad_norm,objective,subspace_distance"
+        "round,samples,samples_per_agent,comm_floats,wall_s,critic_error,grad_norm,objective,subspace_distance,"
+        "critic_floor,critic_excess"
     )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["config"]["algo"]["rank"] == 3

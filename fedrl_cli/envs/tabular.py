@@ -1,7 +1,8 @@
 """Tabular heterogeneous MDPs: N agents that share states and actions but not rewards or transitions.
 
 Agent ``i`` sees rewards ``R_i = (1-h_r)·R_common + h_r·R_i^local`` in [0,1] and transitions
-``P_i = (1-h_p)·P_common + h_p·P_i^local``; every agent starts from the uniform distribution ρ. Policies are
+``P_i = (1-h_p)·P_common + h_p·P_i^local`` (the independent design; :func:`make_family` also builds balanced and
+realizable low-rank families); every agent starts from the uniform distribution ρ. Policies are
 tabular softmax, ``π_θ(a|s) ∝ exp θ[s,a]``; every quantity carries the agent index on its leading axis, so
 ``θ`` is ``(N, S, A)`` and one call evaluates, differentiates or samples for all agents at once.
 
@@ -43,7 +44,8 @@ class TabularFamily:
     """A family of N tabular MDPs with common state and action spaces.
 
     rewards: ``(N, S, A)`` in [0, 1]; transitions: ``(N, S, A, S)`` (a broadcast view when shared);
-    initial: ``(S,)``; ``shared_transitions`` is True when all agents have the same kernel.
+    initial: ``(S,)``; ``shared_transitions`` is True when all agents have the same kernel; ``value_basis``
+    ``(S, r)``: for a realizable family, orthonormal columns spanning every agent's value under the uniform policy.
     """
 
     rewards: np.ndarray
@@ -51,6 +53,7 @@ class TabularFamily:
     initial: np.ndarray
     gamma: float
     shared_transitions: bool
+    value_basis: np.ndarray | None = None
     transition_cdf: list[np.ndarray] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -181,6 +184,146 @@ def _mix(common: np.ndarray, local: np.ndarray, heterogeneity: float) -> np.ndar
     return (1.0 - heterogeneity) * common + heterogeneity * local
 
 
+# Spawn keys of the family's child streams under ``mdp_seed`` (the root stream draws the common tables). They start
+# with 0, which no purpose of :mod:`fedrl_cli.seeding` uses, so they never share numbers with a learning stream.
+PAIR_TABLES = (0, 0)  # + (k,): pair k's local reward and transition draws (balanced design)
+VALUE_COMMON = (0, 1)  # the realizable family's basis U and common coefficients
+VALUE_LOCAL = (0, 2)  # + (k,): pair k's (balanced) or agent k's (independent) value coefficients
+
+# a realizable family's rewards: 0.5 ± VALUE_SPREAD from the values, ± ACTION_SPREAD from the per-action deviations
+VALUE_SPREAD, ACTION_SPREAD = 0.3, 0.2
+
+
+def _child(mdp_seed: int, *key: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(mdp_seed, spawn_key=key))
+
+
+def _antithetic(common: np.ndarray, deviations: np.ndarray, n_agents: int) -> np.ndarray:
+    """Agents ``2k, 2k+1`` get ``common ± deviations[k]`` (N even); a single agent gets ``common`` itself."""
+    if n_agents == 1:
+        return common[None].copy()
+    signs = np.tile([1.0, -1.0], n_agents // 2).reshape(-1, *(1,) * common.ndim)
+    return common + signs * np.repeat(deviations[: n_agents // 2], 2, axis=0)
+
+
+def _reward_deviation(common: np.ndarray, local: np.ndarray, heterogeneity: float) -> np.ndarray:
+    """``D = h (L − R_c)``, clipped elementwise to ``|D| ≤ min(R_c, 1 − R_c)`` so that ``R_c ± D ∈ [0, 1]``."""
+    room = np.minimum(common, 1.0 - common)
+    return np.clip(heterogeneity * (local - common), -room, room)
+
+
+def _transition_deviation(common: np.ndarray, local: np.ndarray, heterogeneity: float) -> np.ndarray:
+    """``Δ = h (Q − P_c)`` (rows sum to 0), each row scaled by one factor ``c ≤ 1`` so that ``P_c − cΔ ≥ 0``
+    (``P_c + cΔ = (1 − ch) P_c + ch Q ≥ 0`` already)."""
+    delta = heterogeneity * (local - common)
+    positive = delta > 0
+    limits = np.where(positive, common, np.inf) / np.where(positive, delta, 1.0)
+    return np.minimum(1.0, limits.min(axis=-1, keepdims=True)) * delta
+
+
+def _pair_tables(
+    common_rewards: np.ndarray, common_transitions: np.ndarray, n_pairs: int, mdp_seed: int, draw_transitions: bool
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each pair's local draw ``L_k ~ U[0,1]``, ``Q_k ~ Dirichlet(1)`` from its own stream (so a family's first
+    pairs do not depend on how many follow): the stacked local rewards (K, S, A) and transitions (K, S, A, S)."""
+    rewards = np.empty((n_pairs, *common_rewards.shape))
+    transitions = np.empty((n_pairs, *common_transitions.shape)) if draw_transitions else None
+    for pair in range(n_pairs):
+        rng = _child(mdp_seed, *PAIR_TABLES, pair)
+        rewards[pair] = rng.random(common_rewards.shape)
+        if transitions is not None:
+            transitions[pair] = rng.dirichlet(np.ones(common_transitions.shape[-1]), size=common_rewards.shape)
+    return rewards, transitions
+
+
+def _balanced_tables(
+    common_rewards: np.ndarray,
+    common_transitions: np.ndarray,
+    n_agents: int,
+    reward_heterogeneity: float,
+    transition_heterogeneity: float,
+    mdp_seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Antithetic pairs: ``R_i = R_c + s_i D_k``, ``P_i = P_c + s_i Δ_k`` for agents ``i = 2k, 2k+1``, ``s = ±1``."""
+    shared = transition_heterogeneity == 0
+    local_rewards, local_transitions = _pair_tables(
+        common_rewards, common_transitions, n_agents // 2, mdp_seed, not shared
+    )
+    rewards = _antithetic(
+        common_rewards, _reward_deviation(common_rewards, local_rewards, reward_heterogeneity), n_agents
+    )
+    if shared:
+        return rewards, common_transitions[None]
+    deviations = _transition_deviation(common_transitions, local_transitions, transition_heterogeneity)
+    # P_c − cΔ may round a zero to −1e-17
+    return rewards, np.maximum(_antithetic(common_transitions, deviations, n_agents), 0.0)
+
+
+def _value_basis(n_states: int, rank: int, rng: np.random.Generator) -> np.ndarray:
+    """``U`` (S, r), orthonormal: the constant vector ``1/√S`` and ``r − 1`` random directions orthogonal to it."""
+    q, r = np.linalg.qr(np.column_stack([np.ones(n_states), rng.normal(size=(n_states, rank - 1))]))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+
+
+def _unit_shapes(directions: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """``g = Ũ c / ‖Ũ c‖_∞`` for each row of ``coefficients`` (..., r − 1): (..., S), 0 when Ũ has no column."""
+    shapes = coefficients @ directions.T
+    if directions.shape[1] == 0:
+        return shapes
+    return shapes / np.abs(shapes).max(axis=-1, keepdims=True)
+
+
+def _value_shapes(
+    directions: np.ndarray, n_agents: int, heterogeneity: float, design: str, mdp_seed: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The agents' value shapes ``G_i ∈ span(Ũ)``, ``‖G_i‖_∞ ≤ 1``: (N, S).
+
+    Common ``G_c = ½ g(c_c)``, local ``L = g(ℓ)`` with Gaussian coefficients. Independent: ``G_i = (1−h)G_c + h L_i``.
+    Balanced: ``G_i = G_c + s_i t_k h (L_k − G_c)``, one factor ``t_k ≤ 1`` per pair so that both stay in [−1, 1].
+    """
+    dimension = directions.shape[1]
+    common = 0.5 * _unit_shapes(directions, rng.normal(size=dimension))
+    balanced = design == "balanced"
+    draws = n_agents // 2 if balanced else n_agents
+    coefficients = np.empty((draws, dimension))
+    for k in range(draws):
+        coefficients[k] = _child(mdp_seed, *VALUE_LOCAL, k).normal(size=dimension)
+    local = _unit_shapes(directions, coefficients)
+    if not balanced:
+        return _mix(common, local, heterogeneity)
+    deviation = heterogeneity * (local - common)
+    room = (1.0 - np.abs(common)) / np.maximum(np.abs(deviation), 1e-300)
+    return _antithetic(common, np.minimum(1.0, room.min(axis=-1, keepdims=True)) * deviation, n_agents)
+
+
+def _realizable_rewards(
+    base_rewards: np.ndarray,
+    transitions: np.ndarray,
+    gamma: float,
+    value_rank: int,
+    heterogeneity: float,
+    design: str,
+    mdp_seed: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rewards whose uniform-policy values ``V_i = U c_i`` share the rank-r span of ``U``; returns them and ``U``.
+
+    ``V_i = v₀·1 + a G_i`` with ``v₀ = ½/(1−γ)``, ``a = VALUE_SPREAD/(1+γ)`` and ``G_i`` from
+    :func:`_value_shapes`; the uniform-policy reward is the Bellman residual ``r_i^π = (I − γ P_i^π) V_i
+    = ½ + a (I − γ P_i^π) G_i`` and ``R_i(s,a) = r_i^π(s) + ACTION_SPREAD·(B_i(s,a) − mean_a B_i(s,a))``, the
+    base table ``B_i`` of the design centred over actions (so it leaves ``r_i^π`` unchanged).
+    ``|r_i^π − ½| ≤ a(1+γ) = VALUE_SPREAD`` and ``|deviation| < ACTION_SPREAD``, so ``R_i ∈ [0, 1]``.
+    """
+    n_agents, n_states, _ = base_rewards.shape
+    rng = _child(mdp_seed, *VALUE_COMMON)
+    basis = _value_basis(n_states, value_rank, rng)
+    shapes = _value_shapes(basis[:, 1:], n_agents, heterogeneity, design, mdp_seed, rng)
+    uniform_kernel = transitions.mean(axis=2)  # P_i^π under the uniform policy, (N, S, S)
+    residual = shapes - gamma * np.einsum("nst,nt->ns", uniform_kernel, shapes)  # (I − γ P_i^π) G_i
+    uniform_rewards = 0.5 + VALUE_SPREAD / (1.0 + gamma) * residual
+    deviations = base_rewards - base_rewards.mean(axis=2, keepdims=True)
+    return uniform_rewards[..., None] + ACTION_SPREAD * deviations, basis
+
+
 def make_family(
     n_agents: int,
     n_states: int,
@@ -194,26 +337,55 @@ def make_family(
 ) -> TabularFamily:
     """Draw a heterogeneous family from ``mdp_seed``: uniform rewards, Dirichlet(1) next-state rows.
 
-    The common tables are drawn first, so the same ``mdp_seed`` gives the same average structure whatever
-    the heterogeneity levels; with ``transition_heterogeneity = 0`` the kernel is exactly shared.
+    The common tables ``R_c``, ``P_c`` are drawn first from the root stream, so the same ``mdp_seed`` gives the
+    same average structure whatever the heterogeneity levels; with ``transition_heterogeneity = 0`` the kernel is
+    exactly shared. ``heterogeneity_design``:
+
+    - ``independent``: every agent mixes its own local draw, ``R_i = (1−h_r) R_c + h_r L_i``,
+      ``P_i = (1−h_p) P_c + h_p Q_i`` (local draws from the root stream, after the common tables).
+    - ``balanced``: agents ``2k, 2k+1`` are an antithetic pair, ``R_i = R_c ± D_k``, ``P_i = P_c ± Δ_k``, with
+      ``D_k = h_r (L_k − R_c)`` clipped elementwise so both stay in [0, 1] and ``Δ_k = h_p (Q_k − P_c)`` scaled by
+      one factor per row so both stay ≥ 0 (rows still sum to 1). The mean over agents is exactly ``(R_c, P_c)``
+      for every even N, and N = 1 is the common MDP itself. Each pair draws from its own stream, so the first N
+      agents of a larger family are the N-agent family: with a shared kernel, J(θ), J* and the optimal policy
+      are the same for N = 1, 2, 4, ... (with h_p > 0 only the average tables are).
+
+    ``value_rank = r`` replaces the rewards by :func:`_realizable_rewards`: every agent's value under the
+    uniform policy lies in one common rank-r subspace (``value_basis``), its coordinates heterogeneous by h_r
+    (antithetic with the balanced design, so the values average to the common ones), kernels as the design draws
+    them; the design's reward tables only lend their action-centred part.
     """
     rng = np.random.default_rng(mdp_seed)
     shape = (n_states, n_actions)
     common_rewards = rng.random(shape)
     common_transitions = rng.dirichlet(np.ones(n_states), size=shape)
-    local_rewards = rng.random((n_agents, *shape))
-    local_transitions = rng.dirichlet(np.ones(n_states), size=(n_agents, *shape))
     shared = transition_heterogeneity == 0
-    if shared:
-        transitions = np.broadcast_to(common_transitions, (n_agents, *shape, n_states))
+    if heterogeneity_design == "balanced":
+        rewards, transitions = _balanced_tables(
+            common_rewards, common_transitions, n_agents, reward_heterogeneity, transition_heterogeneity, mdp_seed
+        )
+    elif heterogeneity_design == "independent":
+        local_rewards = rng.random((n_agents, *shape))
+        local_transitions = rng.dirichlet(np.ones(n_states), size=(n_agents, *shape))
+        rewards = _mix(common_rewards, local_rewards, reward_heterogeneity)
+        if not shared:
+            transitions = _mix(common_transitions, local_transitions, transition_heterogeneity)
     else:
-        transitions = _mix(common_transitions, local_transitions, transition_heterogeneity)
+        raise ValueError(f"heterogeneity_design={heterogeneity_design!r}: it must be independent or balanced")
+    if shared:  # exactly P_c, as a broadcast view
+        transitions = np.broadcast_to(common_transitions, (n_agents, *shape, n_states))
+    basis = None
+    if value_rank is not None:
+        rewards, basis = _realizable_rewards(
+            rewards, transitions, gamma, value_rank, reward_heterogeneity, heterogeneity_design, mdp_seed
+        )
     return TabularFamily(
-        rewards=_mix(common_rewards, local_rewards, reward_heterogeneity),
+        rewards=rewards,
         transitions=transitions,
         initial=np.full(n_states, 1.0 / n_states),
         gamma=gamma,
         shared_transitions=shared,
+        value_basis=basis,
     )
 
 
@@ -259,38 +431,132 @@ class ExactMetrics:
         return metrics, per_agent
 
 
-def subspace_distance(basis: np.ndarray, vectors: np.ndarray, rank: int) -> float:
-    """Sine of the largest principal angle between the best rank-k subspace of ``vectors`` (S, N) (its top
-    k = min(rank, N, S) left singular vectors) and the span of ``basis`` (S, r): 0 when the span contains it."""
-    k = min(rank, *vectors.shape)
-    top = np.linalg.svd(vectors, full_matrices=False)[0][:, :k]
-    q, _ = np.linalg.qr(basis)
-    return float(np.linalg.norm(top - q @ (q.T @ top), ord=2))
+def weighted_norms(vectors: np.ndarray, stationary: np.ndarray) -> np.ndarray:
+    """``‖x_i‖_{μ_i} = √(Σ_s μ_i(s) x_i(s)²)`` for every row: (N, S) → (N,)."""
+    return np.sqrt((stationary * vectors**2).sum(axis=-1))
+
+
+def weighted_fit(basis: np.ndarray, values: np.ndarray, stationary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each agent's best head ``w_i = argmin_w ‖A w − V_i‖_{μ_i}`` in ``A = basis`` ((S, k), or (N, S, k) per
+    agent) and the residuals ``(I − Π_i) V_i = V_i − A w_i``, Π_i the μ_i-weighted projection onto span(A):
+    heads (N, k) and residuals (N, S). A pseudo-inverse of ``√μ_i ⊙ A``, so a rank-deficient A is fine."""
+    root = np.sqrt(stationary)
+    heads = (np.linalg.pinv(root[..., None] * basis) @ (root * values)[..., None])[..., 0]
+    return heads, values - (basis @ heads[..., None])[..., 0]
+
+
+def subspace_distance(feature_basis: np.ndarray, values: np.ndarray, stationary: np.ndarray) -> float:
+    """The share of the agents' value energy outside ``span(ΦB)`` (``feature_basis`` = ΦB, (S, r)):
+    ``Σ_i ‖(I − Π_i) V_i‖²_{μ_i} / Σ_i ‖V_i‖²_{μ_i}`` with Π_i the μ_i-weighted projection onto the span. In [0, 1],
+    0 when the span holds every ``V_i`` (values (N, S), stationary μ_i (N, S)); each direction counts by how much
+    of the values it carries, so a direction that the values barely use barely moves it."""
+    residuals = weighted_fit(feature_basis, values, stationary)[1]
+    energy = (stationary * values**2).sum()
+    return float((stationary * residuals**2).sum() / energy) if energy > 0 else 0.0
+
+
+def _column_space(features: np.ndarray) -> np.ndarray:
+    """``Q`` (S, q): orthonormal columns spanning the columns of Φ (q = rank Φ)."""
+    left, singular, _ = np.linalg.svd(features, full_matrices=False)
+    return left[:, singular > singular.max(initial=0.0) * max(features.shape) * np.finfo(float).eps]
+
+
+def _start(span: np.ndarray, values: np.ndarray, stationary: np.ndarray, rank: int) -> np.ndarray:
+    """The SVD start: the exact optimum when every agent has the mean weights μ̄. With ``√μ̄ ⊙ Q = Q̃R`` and Y the
+    top-``rank`` left singular vectors of ``Q̃ᵀ(√μ̄ ⊙ V)``, the best subspace is ``span(Q R⁻¹Y)``: C = orth(R⁻¹Y)."""
+    root = np.sqrt(stationary.mean(axis=0))[:, None]
+    weighted, triangle = np.linalg.qr(root * span)
+    top = np.linalg.svd(weighted.T @ (root * values.T))[0][:, :rank]
+    return np.linalg.qr(np.linalg.pinv(triangle) @ top)[0]
+
+
+def _basis_step(gram: np.ndarray, moments: np.ndarray, heads: np.ndarray) -> np.ndarray:
+    """Given the heads, the coordinates ``C`` (q, k) of the basis ``QC`` minimising ``Σ_i ‖QCw_i − V_i‖²_{μ_i}``:
+    the normal equations ``Σ_i M_i C w_i w_iᵀ = Σ_i b_i w_iᵀ`` (``M_i = QᵀD_iQ``, ``b_i = QᵀD_iV_i``), i.e.
+    ``(Σ_i w_i w_iᵀ ⊗ M_i) vec C = vec Σ_i b_i w_iᵀ``, with a 1e-12 relative ridge for heads of rank < k; then
+    orthonormalised (only the span matters)."""
+    q, k = moments.shape[1], heads.shape[1]
+    outer = heads[:, :, None] * heads[:, None, :]
+    system = np.tensordot(gram, outer, axes=(0, 0)).transpose(0, 2, 1, 3).reshape(q * k, q * k)
+    right = (moments.T @ heads).reshape(q * k)
+    ridge = 1e-12 * np.trace(system) / (q * k) + np.finfo(float).tiny
+    return np.linalg.qr(np.linalg.solve(system + ridge * np.eye(q * k), right).reshape(q, k))[0]
+
+
+def shared_subspace_fit(
+    features: np.ndarray,
+    values: np.ndarray,
+    stationary: np.ndarray,
+    rank: int,
+    iterations: int = 30,
+    tolerance: float = 1e-7,
+) -> np.ndarray:
+    """The best shared rank-``rank`` subspace ``span(ΦB)`` with each agent's best head: the per-agent errors
+    ``‖ΦBw_i − V_i‖_{μ_i}`` (N,) of the B and heads that minimise the sum of squares ``Σ_i ‖ΦBw_i − V_i‖²_{μ_i}``.
+
+    A weighted low-rank fit over the column space ``Q`` of Φ, by alternating least squares from :func:`_start`:
+    heads by weighted least squares (:func:`weighted_fit`), then the basis from the normal equations
+    (:func:`_basis_step`); at most ``iterations`` steps, stopping when the sum of squares falls by less than
+    ``tolerance`` (relative) or would rise. Every accepted step lowers it, so the result is never worse than the
+    start. ``iterations=0`` gives the start's fit. With ``rank ≥ rank Φ`` it is each agent's projection onto span(Φ).
+    """
+    span = _column_space(features)
+    if rank >= span.shape[1]:
+        return weighted_norms(weighted_fit(span, values, stationary)[1], stationary)
+    gram = span.T @ (stationary[:, :, None] * span)  # M_i = QᵀD_iQ (N, q, q)
+    moments = (stationary * values) @ span
+    heads, residuals = weighted_fit(span @ _start(span, values, stationary, rank), values, stationary)
+    loss = (stationary * residuals**2).sum()
+    for _ in range(iterations):
+        new_heads, new_residuals = weighted_fit(span @ _basis_step(gram, moments, heads), values, stationary)
+        new_loss = (stationary * new_residuals**2).sum()
+        if not new_loss < loss:
+            break
+        converged = loss - new_loss <= tolerance * loss
+        heads, residuals, loss = new_heads, new_residuals, new_loss
+        if converged:
+            break
+    return weighted_norms(residuals, stationary)
 
 
 class CriticMetrics:
     """Exact metrics of per-agent actor-critic learners (subspace actor-critic), from the tabular model.
 
-    ``critic_error``: mean over agents of ``‖V̂_i − V_i^{π_i}‖_{μ_i}``, the error of the agent's value estimate
-    weighted by its chain's stationary distribution; ``grad_norm``: mean of ``‖∇J_i(θ_i)‖``; ``objective``:
-    mean of ``J_i(θ_i)``; ``subspace_distance``: :func:`subspace_distance` between the span of ``Φ B`` and the
-    agents' true value functions. Per agent: ``critic_error``, ``objective``, ``grad_norm``.
+    With ``V_i`` the value of agent i's policy π_i and ``μ_i`` its chain's stationary distribution:
+    ``critic_error``: mean over agents of ``‖V̂_i − V_i‖_{μ_i}``, the error of the agent's value estimate;
+    ``grad_norm``: mean of ``‖∇J_i(θ_i)‖``; ``objective``: mean of ``J_i(θ_i)``; ``subspace_distance``:
+    :func:`subspace_distance` of ``span(ΦB)`` (``feature_basis``) from the values, the share of their
+    μ-weighted energy outside it; ``critic_floor``: mean over agents of ``‖ΦB*w_i* − V_i‖_{μ_i}`` for the best
+    shared rank-r subspace of the features and each agent's best head (:func:`shared_subspace_fit`, r = the
+    columns of ``feature_basis``), the least error a shared rank-r critic can reach at the current policies;
+    ``critic_excess`` = critic_error − critic_floor, what learning can still remove (the floor minimises the sum of
+    squares, not the mean of norms, so the excess can dip just below 0). Per agent: ``critic_error``,
+    ``objective``, ``grad_norm``, ``critic_floor`` (the agent's error in the shared fit).
     """
 
-    def __init__(self, family: TabularFamily) -> None:
+    def __init__(self, family: TabularFamily, features: np.ndarray | None = None) -> None:
         self.family = family
+        self.features = np.eye(family.n_states) if features is None else features  # Φ (S, d); one-hot if None
 
     def __call__(
         self, actors: np.ndarray, estimates: np.ndarray, feature_basis: np.ndarray
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
         values, stationary = self.family.values_and_stationary(actors)
         objective, gradient = self.family.objective_and_gradient(actors)
-        errors = np.sqrt((stationary * (estimates - values) ** 2).sum(axis=1))
+        errors = weighted_norms(estimates - values, stationary)
         grad_norms = np.linalg.norm(gradient.reshape(self.family.n_agents, -1), axis=1)
+        if np.isfinite(values).all() and np.isfinite(stationary).all():
+            floors = shared_subspace_fit(self.features, values, stationary, feature_basis.shape[1])
+            distance = subspace_distance(feature_basis, values, stationary)
+        else:  # the policies diverged: NaN, which the round loop reports
+            floors, distance = np.full(self.family.n_agents, np.nan), float("nan")
         metrics = {
             "critic_error": float(errors.mean()),
             "grad_norm": float(grad_norms.mean()),
             "objective": float(objective.mean()),
-            "subspace_distance": subspace_distance(feature_basis, values.T, feature_basis.shape[1]),
+            "subspace_distance": distance,
+            "critic_floor": float(floors.mean()),
+            "critic_excess": float(errors.mean() - floors.mean()),
         }
-        return metrics, {"critic_error": errors, "objective": objective, "grad_norm": grad_norms}
+        per_agent = {"critic_error": errors, "objective": objective, "grad_norm": grad_norms, "critic_floor": floors}
+        return metrics, per_agent
