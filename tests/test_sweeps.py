@@ -42,9 +42,7 @@ def test_default_multirun_runs_jobs_in_parallel_with_joblib(tmp_path: Path) -> N
 
 
 def test_a_failing_job_does_not_stop_the_others(tmp_path: Path) -> None:
-    result, sweep = multirun(
-        tmp_path, "algo.lr=0.5,1e308", "algo.gradient=exact", "algo.rounds=3", "progress=false"
-    )
+    result, sweep = multirun(tmp_path, "algo.lr=0.5,1e308", "algo.gradient=exact", "algo.rounds=3", "progress=false")
     assert result.returncode == 1
     statuses = {s["config"]["algo"]["lr"]: s for s in job_summaries(sweep).values()}
     assert statuses[0.5]["status"] == "completed" and statuses[0.5]["final"]["round"] == 3
