@@ -6,6 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import TINY_PPO, fedrl
@@ -63,6 +65,25 @@ def test_sweep_preset_sets_the_swept_values(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     steps = sorted(s["config"]["algo"]["local_steps"] for s in job_summaries(sweep).values())
     assert steps == [1, 2, 5, 10, 20]
+
+
+def test_demo_sweep_over_agents_writes_a_speedup_figure(tmp_path: Path) -> None:
+    """`make demo`'s first sweep, on a tiny budget: both algorithms at every N on one balanced family (the same
+    J* for every N), then `fedrl plot` writes the speedup figure and table with a row per (algorithm, N)."""
+    result, sweep = multirun(tmp_path, "+sweep=demo_agents", "seed=0,1", "algo.rounds=6", "algo.batch_size=2")
+    assert result.returncode == 0, result.stderr
+    summaries = list(job_summaries(sweep).values())
+    assert len(summaries) == 16
+    assert {s["config"]["env"]["heterogeneity_design"] for s in summaries} == {"balanced"}
+    plotted = fedrl("plot", str(sweep), "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    assert plotted.returncode == 0, plotted.stderr
+    assert (tmp_path / "plots" / "speedup.png").stat().st_size > 10_000
+    table = pd.read_csv(tmp_path / "plots" / "speedup.csv")
+    assert sorted(zip(table["algo"], table["n_agents"], strict=True)) == [
+        (algo, n) for algo in ("fastfedpg", "fedavg_pg") for n in (1, 2, 4, 8)
+    ]
+    first_rows = [pd.read_csv(Path(s["run_dir"]) / "metrics.csv").iloc[0] for s in summaries]
+    assert np.ptp([row["gap"] for row in first_rows]) < 1e-12  # one objective for every N
 
 
 def test_submitit_local_launcher(tmp_path: Path) -> None:
