@@ -152,11 +152,12 @@ error, its floor and the distance:
 The family is realizable (`env.value_rank=3`): every agent's value function under the uniform policy lies in
 one shared rank-3 subspace, while rewards and kernels differ across agents (heterogeneity 0.5 each), 10 states,
 3 actions, γ = 0.9, one-hot features, rank 3, one continuing trajectory per agent, 20 local steps per round,
-500 rounds, step sizes η_t = η/√(1 + t/100) for heads (β = 0.1), basis (β_B = 0.003) and actors (α = 0.05) alike. The error is measured above the
-best achievable one: `critic_excess` = `critic_error` − `critic_floor`, the floor being the error of the best
-shared rank-3 subspace with each agent's best head for the agents' current policies (0 at the uniform policy on
-this family). The claim Õ(1/√(TK)) is tested at the fixed budget T as a log-log slope of −1/2 in K (95%
-bootstrap CI over seeds) and as rounds to a target (K = 1's final level) falling like 1/K.
+500 rounds, step sizes η_t = η/√(1 + t/100) for heads (β = 0.1), basis (β_B = 0.003) and actors (α = 0.05)
+alike. The error is measured above the best achievable one: `critic_excess` = `critic_error` − `critic_floor`,
+the floor being the error of the best shared rank-3 subspace with each agent's best head for the agents' current
+policies (0 at the uniform policy on this family). The claim Õ(1/√(TK)) is tested at the fixed budget T as a
+log-log slope of −1/2 in K (95% bootstrap CI over seeds) and as rounds to a target (K = 1's final level) falling
+like 1/K.
 
 {chr(10).join(sections)}
 
