@@ -176,10 +176,19 @@ def plot(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
     include_failed: Annotated[bool, typer.Option(help="Also plot runs that failed or are still running.")] = False,
+    tune: Annotated[
+        str | None,
+        typer.Option(
+            help="KEY[,KEY...]: within each group of runs that differ only in these config keys and seed, keep the "
+            "values with the best seed-mean final metric (e.g. --tune algo.lr); summary.csv and speedup.csv get a "
+            "tuned_<KEY> column."
+        ),
+    ] = None,
 ) -> None:
     """Figures and tables from finished runs: convergence, speedup vs agents, bias vs local steps, summary.csv.
 
-    Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`.
+    Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`;
+    `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its best step size.
     """
     import pandas as pd
 
@@ -192,7 +201,8 @@ def plot(
     from fedrl_cli.plots import PlotError, make_plots  # after the quick checks: matplotlib is slow to import
 
     try:
-        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt)
+        tune_keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
+        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt, tune_keys)
     except PlotError as error:
         raise _fail(str(error), 2) from None
     loaded = len(results.runs) - len(results.skipped)
@@ -201,6 +211,9 @@ def plot(
         reason = f": {run.error}" if run.error else ""
         typer.echo(f"  skipped ({run.status}) {run.path}{reason}")
     with pd.option_context("display.width", 160, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
+        if report.choices is not None:
+            typer.echo("tuned (the best value per group):")
+            typer.echo(report.choices.to_string(index=False))
         typer.echo(report.summary.to_string(index=False))
         if report.speedup is not None:
             typer.echo(report.speedup.to_string(index=False))

@@ -6,6 +6,7 @@ group's curve is the mean over seeds with a 95% bootstrap confidence band (scipy
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,16 +105,21 @@ class Curve:
     low: np.ndarray
     high: np.ndarray
     final: dict[str, float] = field(default_factory=dict)
+    runs: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # (seeds, points): each run's values
+    tuned: dict[str, object] = field(default_factory=dict)  # the values --tune chose for this group
 
 
 def group_keys(results: Results) -> list[str]:
-    present = [key for key in LEADING_KEYS if key in results.frame]
+    present = [key for key in LEADING_KEYS if key in results.frame and key not in results.tuned]
     return present + [key for key in results.varying() if key not in present]
 
 
-def _label(keys: dict[str, object], shown: list[str]) -> str:
+def _label(keys: dict[str, object], shown: list[str], tuned: dict[str, object] | None = None) -> str:
     parts = [str(keys["algo"])] if "algo" in keys else []
     parts += [f"{SHORT_NAMES.get(k, k)}={keys[k]}" for k in shown if k != "algo"]
+    parts += [
+        f"{SHORT_NAMES.get(k, k)}*={v:g}" if isinstance(v, float) else f"{k}*={v}" for k, v in (tuned or {}).items()
+    ]
     return " ".join(parts)
 
 
@@ -127,6 +133,7 @@ def curves(results: Results, metric: str, x: str) -> list[Curve]:
     found = []
     for values, part in frame.groupby(keys, sort=True, dropna=False):
         key_values = dict(zip(keys, values, strict=True))
+        tuned = {key: part[key].iloc[0] for key in results.tuned}
         # rounds where no run has the metric (e.g. between evaluations) are left out
         table = part.pivot_table(index="round", columns="run_dir", values=metric, dropna=False).dropna(how="all")
         mean, low, high = mean_and_ci(table.to_numpy().T)
@@ -138,7 +145,7 @@ def curves(results: Results, metric: str, x: str) -> list[Curve]:
         found.append(
             Curve(
                 key_values,
-                _label(key_values, shown),
+                _label(key_values, shown, tuned),
                 part["run_dir"].nunique(),
                 table.index.to_numpy(),
                 by_round[x].mean().reindex(table.index).to_numpy(),
@@ -146,6 +153,8 @@ def curves(results: Results, metric: str, x: str) -> list[Curve]:
                 low,
                 high,
                 final,
+                table.to_numpy().T,
+                tuned,
             )
         )
     return found
@@ -162,6 +171,7 @@ def summary_table(found: list[Curve], metric: str) -> pd.DataFrame:
             "final_ci_low": curve.low[-1],
             "final_ci_high": curve.high[-1],
             **curve.final,
+            **{f"tuned_{key}": value for key, value in curve.tuned.items()},
         }
         for curve in found
     ]
@@ -177,9 +187,47 @@ def steps_to_target(curve: Curve, target: float, lower: bool) -> tuple[float, fl
     return float(curve.rounds[first]), float(curve.x[first])
 
 
+def _resampled_means(curve: Curve, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Seed-mean curves of ``resamples`` bootstrap draws of the curve's runs (with replacement): (resamples, points)."""
+    runs = curve.runs
+    picks = rng.integers(runs.shape[0], size=(resamples, runs.shape[0]))
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a round no resampled run has
+        return np.nanmean(runs[picks], axis=1)
+
+
+def _first_x(means: np.ndarray, x: np.ndarray, level: np.ndarray, lower: bool) -> np.ndarray:
+    """Per row of ``means``, the x at which it first reaches its ``level`` (NaN where it never does)."""
+    reached = means <= level[:, None] if lower else means >= level[:, None]
+    first = np.argmax(reached, axis=1)
+    return np.where(reached.any(axis=1), x[first], np.nan)
+
+
+def speedup_intervals(
+    reference: Curve, members: list[Curve], target: float | None, lower: bool, resamples: int = 2000
+) -> np.ndarray:
+    """95% percentile-bootstrap intervals of each member's speedup over ``reference``: seeds resampled with
+    replacement within every curve, the seed-mean curves, the target (the reference's final level when not given)
+    and rounds-to-target recomputed per draw. Returns (members, 2); NaN where fewer than half the draws reach it."""
+    rng = np.random.default_rng(0)
+    reference_means = _resampled_means(reference, rng, resamples)
+    level = reference_means[:, -1] if target is None else np.full(resamples, target)
+    reference_x = _first_x(reference_means, reference.x, level, lower)
+    intervals = np.full((len(members), 2), np.nan)
+    for index, curve in enumerate(members):
+        means = reference_means if curve is reference else _resampled_means(curve, rng, resamples)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = reference_x / _first_x(means, curve.x, level, lower)
+        ratios = ratios[np.isfinite(ratios)]
+        if len(ratios) >= resamples / 2:
+            intervals[index] = np.percentile(ratios, [2.5, 97.5])
+    return intervals
+
+
 def speedup_table(found: list[Curve], metric: str, x: str, target: float | None) -> pd.DataFrame:
     """``speedup(N) = T_ε(N_ref) / T_ε(N)`` per algorithm (and other varying keys), with ``N_ref = 1`` or the
-    smallest N present; ε defaults to the level the reference reaches at its end."""
+    smallest N present, and a 95% bootstrap interval over seeds; ε defaults to the level the reference reaches at
+    its end. A setting whose seed-mean curve never reaches ε has an empty speedup (``reached`` false)."""
     lower = lower_is_better(metric)
     rows = []
     families: dict[tuple, list[Curve]] = {}
@@ -191,7 +239,8 @@ def speedup_table(found: list[Curve], metric: str, x: str, target: float | None)
         reference = members[0]
         level = reference.mean[-1] if target is None else target
         reference_x = steps_to_target(reference, level, lower)[1]
-        for curve in members:
+        intervals = speedup_intervals(reference, members, target, lower)
+        for curve, (low, high) in zip(members, intervals, strict=True):
             at_round, at_x = steps_to_target(curve, level, lower)
             ratio = reference_x / at_x if at_x > 0 else float("nan")  # NaN: never reached, or at once
             row = {
@@ -201,12 +250,48 @@ def speedup_table(found: list[Curve], metric: str, x: str, target: float | None)
                 "rounds_to_target": at_round,
                 "target": level,
                 "reference_n_agents": reference.keys["n_agents"],
+                "speedup_ci_low": low,
+                "speedup_ci_high": high,
+                "reached": not np.isnan(at_round),
+                "seeds": curve.seeds,
             }
             if x != "round":
                 row[f"{x}_to_target"] = at_x
             row.update({k: v for k, v in family if k not in row})
+            row.update({f"tuned_{key}": value for key, value in curve.tuned.items()})
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def tune(results: Results, metric: str, keys: list[str]) -> tuple[Results, pd.DataFrame]:
+    """Keep, within each group of runs that differ only in ``keys`` and seed, the runs of the ``keys`` values with
+    the best seed-mean final ``metric`` (lowest for errors and gaps, highest for returns).
+
+    Returns the kept runs (``tuned`` set, so the keys no longer separate groups) and the choices: one row per
+    group, with the chosen value of each key as ``tuned_<key>`` and its final mean.
+    """
+    frame = results.frame
+    for key in keys:
+        if key not in frame or key not in results.config_columns:
+            known = ", ".join(c for c in results.config_columns if c not in ("algo", "env"))
+            raise PlotError(f"--tune {key}: no run has this config key; keys: {known}")
+        if frame[key].astype(str).nunique() < 2:
+            raise PlotError(f"--tune {key}: every run has {key}={frame[key].iloc[0]}; tuning needs two values or more")
+    if metric not in frame or frame[metric].isna().all():
+        raise PlotError(f"--metric {metric}: no run has it, so nothing can be tuned on it")
+    tuned = Results(frame, results.runs, results.config_columns, tuple(keys))
+    groups = group_keys(tuned)
+    finals = frame.dropna(subset=[metric]).sort_values("round").groupby("run_dir").tail(1)
+    by_value = finals.groupby([*groups, *keys], dropna=False)[metric].mean().reset_index()
+    best_index = (
+        by_value.groupby(groups, dropna=False)[metric].idxmin()
+        if lower_is_better(metric)
+        else by_value.groupby(groups, dropna=False)[metric].idxmax()
+    )
+    choices = by_value.loc[best_index.to_numpy()].reset_index(drop=True)
+    kept = frame.merge(choices[[*groups, *keys]], on=[*groups, *keys], how="inner")
+    choices = choices.rename(columns={key: f"tuned_{key}" for key in keys}).rename(columns={metric: f"final_{metric}"})
+    return Results(kept, results.runs, results.config_columns, tuple(keys)), choices
 
 
 def _finish(figure: plt.Figure, path: Path) -> Path:
@@ -237,16 +322,19 @@ def convergence_figure(found: list[Curve], metric: str, x: str, path: Path) -> P
 
 def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6.5, 5))
-    line_keys = [
-        c
-        for c in table.columns
-        if c not in ("n_agents", "speedup", "rounds_to_target", "target", "reference_n_agents", f"{x}_to_target")
-    ]
+    per_row = {"n_agents", "speedup", "speedup_ci_low", "speedup_ci_high", "reached", "rounds_to_target", "target"}
+    per_row |= {"reference_n_agents", "seeds", f"{x}_to_target"}
+    line_keys = [c for c in table.columns if c not in per_row and not c.startswith("tuned_")]
     for values, part in table.groupby(line_keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
         keys = dict(zip(line_keys, values, strict=True))
         shown = [k for k in line_keys if table[k].astype(str).nunique() > 1]
-        axis.plot(part["n_agents"], part["speedup"], marker="o", label=_label(keys, shown))
+        missing = part.loc[~part["reached"], "n_agents"].tolist()
+        label = _label(keys, shown) + (f" (target not reached at N={', '.join(map(str, missing))})" if missing else "")
+        (line,) = axis.plot(part["n_agents"], part["speedup"], marker="o", label=label)
+        axis.fill_between(
+            part["n_agents"], part["speedup_ci_low"], part["speedup_ci_high"], color=line.get_color(), alpha=0.2, lw=0
+        )
     agents = np.sort(table["n_agents"].unique())
     reference = table["reference_n_agents"].min()
     axis.plot(agents, agents / reference, "k--", lw=1, label=f"ideal: speedup = N/{reference}")
@@ -258,7 +346,11 @@ def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path) -> Path
     relation = "≤" if lower_is_better(metric) else "≥"
     targets = ", ".join(f"{t:.3g}" for t in sorted(table["target"].unique()))
     base = "N=1" if reference == 1 else f"the smallest N={reference} (no N=1 run)"
-    axis.set_title(f"Speedup vs agents: {metric} {relation} {targets}, relative to {base}", fontsize=9)
+    axis.set_title(
+        f"Speedup vs agents: {metric} {relation} {targets}, relative to {base}\n"
+        "seed-mean curves; band: 95% bootstrap interval over seeds",
+        fontsize=9,
+    )
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7)
     return _finish(figure, path)
@@ -299,6 +391,7 @@ class PlotReport:
     notes: list[str]
     summary: pd.DataFrame
     speedup: pd.DataFrame | None
+    choices: pd.DataFrame | None = None
 
 
 def make_plots(
@@ -308,13 +401,18 @@ def make_plots(
     x: str = "round",
     target: float | None = None,
     fmt: str = "png",
+    tune_keys: list[str] | None = None,
 ) -> PlotReport:
-    """Write convergence, speedup and bias figures plus ``summary.csv`` (and ``speedup.csv``) into ``out``."""
+    """Write convergence, speedup and bias figures plus ``summary.csv`` (and ``speedup.csv``) into ``out``; with
+    ``tune_keys``, only the runs of each group's best values of those keys (:func:`tune`)."""
     if x not in X_AXES:
         raise PlotError(f"--x {x} is not allowed: it must be one of {', '.join(X_AXES)}")
     if fmt not in FORMATS:
         raise PlotError(f"--format {fmt} is not allowed: it must be one of {', '.join(FORMATS)}")
     metric = metric or default_metric(results.frame)
+    choices = None
+    if tune_keys:
+        results, choices = tune(results, metric, tune_keys)
     found = curves(results, metric, x)
     out.mkdir(parents=True, exist_ok=True)
     files, notes = [convergence_figure(found, metric, x, out / f"convergence.{fmt}")], []
@@ -335,4 +433,4 @@ def make_plots(
         files.append(bias_figure(summary, group_keys(results), metric, bias_axes, out / f"bias.{fmt}"))
     else:
         notes.append("bias: skipped, it needs runs with at least two values of local_steps or reward_heterogeneity")
-    return PlotReport(files, notes, summary, speedup)
+    return PlotReport(files, notes, summary, speedup, choices)

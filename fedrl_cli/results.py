@@ -36,11 +36,13 @@ class NoRuns(ValueError):
 @dataclass
 class Results:
     """``frame``: one row per (run, round) of the loaded runs; ``runs``: every run found, with its status;
-    ``config_columns``: the config columns of ``frame``."""
+    ``config_columns``: the config columns of ``frame``; ``tuned``: config keys chosen per group by
+    :func:`fedrl_cli.plots.tune` (they no longer separate groups)."""
 
     frame: pd.DataFrame
     runs: list[Run]
     config_columns: list[str]
+    tuned: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> list[Run]:
@@ -49,7 +51,11 @@ class Results:
 
     def varying(self) -> list[str]:
         """Config columns whose value differs between loaded runs, except seeds (the replicate axis)."""
-        columns = [c for c in self.config_columns if c not in NOT_GROUPING and not c.endswith("seed")]
+        tuned = {*self.tuned, *(ALIASES.get(key, key) for key in self.tuned)}
+        tuned |= {alias for alias, full in ALIASES.items() if full in tuned}
+        columns = [
+            c for c in self.config_columns if c not in NOT_GROUPING and not c.endswith("seed") and c not in tuned
+        ]
         varied = [c for c in columns if self.frame[c].astype(str).nunique() > 1]
         # a short alias and its full key vary together: keep the alias only
         return [c for c in varied if not any(ALIASES.get(alias) == c for alias in varied)]

@@ -279,7 +279,7 @@ def main() -> None:
 
     sampled_dir, sampled_command = run_sweep("sampled", sampled_sweep(args.seeds), out, args.jobs, args.reuse)
     sampled = load_results([sampled_dir])
-    report = make_plots(sampled, out / "sampled", metric="gap", tune=["algo.lr"])
+    report = make_plots(sampled, out / "sampled", metric="gap", tune_keys=["algo.lr"])
     finals = tuned_runs(sampled.frame, report.summary)
     table = sampled_tables(finals, report.speedup, floors)
     start_gaps = sampled.frame[sampled.frame["round"] == 0].groupby("n_agents")["gap"].mean()

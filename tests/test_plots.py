@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from conftest import fedrl
 
-from fedrl_cli.plots import mean_and_ci
-from fedrl_cli.results import NoRuns, load_results
+from fedrl_cli.plots import mean_and_ci, tune
+from fedrl_cli.results import NoRuns, Results, load_results
 
 ROUNDS = 8
 
@@ -26,12 +26,13 @@ def write_run(
     local_steps: int = 5,
     status: str = "completed",
     heterogeneity: float = 0.5,
+    lr: float = 0.1,
 ) -> None:
     """A run dir as `fedrl run` writes it: summary.json with the config, metrics.csv with one row per round."""
     path.mkdir(parents=True)
     config = {
         "env": {"name": "tabular", "reward_heterogeneity": heterogeneity, "mdp_seed": 0},
-        "algo": {"name": algo, "local_steps": local_steps, "rounds": len(gaps) - 1},
+        "algo": {"name": algo, "local_steps": local_steps, "rounds": len(gaps) - 1, "lr": lr},
         "n_agents": n_agents,
         "seed": seed,
         "progress": False,
@@ -190,3 +191,85 @@ def test_plot_errors_exit_2_with_one_line(tmp_path: Path) -> None:
         assert message in result.stderr and "Traceback" not in result.stderr
     with pytest.raises(NoRuns):
         load_results([tmp_path / "empty"])
+
+
+# final gap scale per (N, η): the best η is 0.1 for N = 1 and 0.2 for N = 2
+TUNING = {(1, 0.1): 0.5, (1, 0.2): 1.0, (2, 0.1): 0.8, (2, 0.2): 0.3}
+
+
+def tuning_sweep(root: Path) -> Path:
+    for (n_agents, lr), level in TUNING.items():
+        for seed, scale in enumerate((0.9, 1.1)):
+            gaps = [scale * level / (1 + t) for t in range(ROUNDS + 1)]
+            write_run(root / f"{n_agents}_{lr}_{seed}", "fastfedpg", n_agents, seed, gaps, lr=lr)
+    return root
+
+
+def test_tune_keeps_each_groups_best_value(tmp_path: Path) -> None:
+    root = tuning_sweep(tmp_path / "sweep")
+    result = fedrl("plot", str(root), "--tune", "algo.lr", "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "tuned (the best value per group)" in result.stdout
+    summary = pd.read_csv(tmp_path / "plots" / "summary.csv").set_index("n_agents")
+    assert summary["tuned_algo.lr"].to_dict() == {1: 0.1, 2: 0.2}
+    assert summary.loc[1, "final_mean"] == pytest.approx(0.5 / (1 + ROUNDS))
+    assert summary.loc[2, "final_mean"] == pytest.approx(0.3 / (1 + ROUNDS))
+    assert (summary["seeds"] == 2).all()  # one curve per N, at its own η
+    speedup = pd.read_csv(tmp_path / "plots" / "speedup.csv").set_index("n_agents")
+    assert speedup["tuned_algo.lr"].to_dict() == {1: 0.1, 2: 0.2}
+    # N=2 at η=0.2 reaches N=1's final level 0.5/9 when 0.3/(1+t) ≤ 0.5/9, at t = 4.4 → round 5; N=1 at round 8
+    assert speedup.loc[2, "rounds_to_target"] == 5 and speedup.loc[2, "speedup"] == pytest.approx(8 / 5)
+
+
+def test_tune_respects_higher_is_better() -> None:
+    """On a reward (higher is better) the largest seed-mean final value wins, on an error the smallest."""
+    rows = []
+    for lr, level in ((0.1, 1.0), (0.2, 2.0)):
+        for seed in (0, 1):
+            for t in range(3):
+                value = level * t + seed
+                rows.append(
+                    {
+                        "run_dir": f"{lr}_{seed}",
+                        "round": t,
+                        "algo": "fastfedpg",
+                        "n_agents": 2,
+                        "algo.lr": lr,
+                        "seed": seed,
+                        "return_mean": value,
+                        "critic_error": value,
+                    }
+                )
+    results = Results(pd.DataFrame(rows), [], ["algo", "n_agents", "algo.lr", "seed"])
+    _, by_return = tune(results, "return_mean", ["algo.lr"])
+    _, by_error = tune(results, "critic_error", ["algo.lr"])
+    assert by_return["tuned_algo.lr"].tolist() == [0.2]
+    assert by_error["tuned_algo.lr"].tolist() == [0.1]
+
+
+@pytest.mark.parametrize(
+    ("key", "message"), [("algo.nope", "no run has this config key"), ("env.mdp_seed", "every run has")]
+)
+def test_tune_on_a_key_the_runs_do_not_vary_exits_2(tmp_path: Path, key: str, message: str) -> None:
+    root = tuning_sweep(tmp_path / "sweep")
+    result = fedrl("plot", str(root), "--tune", key, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"--tune {key}: {message}" in lines[0], result.stderr
+
+
+def test_speedup_has_a_bootstrap_interval_and_lists_settings_that_never_reach_the_target(tmp_path: Path) -> None:
+    root = agents_sweep(tmp_path / "sweep", agents=(1, 2, 4))
+    for seed in (0, 1):  # a second algorithm whose N=2 plateaus above its N=1's final level
+        write_run(root / f"flat1_{seed}", "fedavg_pg", 1, seed, [1 / (1 + t) for t in range(ROUNDS + 1)])
+        write_run(root / f"flat2_{seed}", "fedavg_pg", 2, seed, [0.5] * (ROUNDS + 1))
+    result = fedrl("plot", str(root), "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(tmp_path / "plots" / "speedup.csv").set_index(["algo", "n_agents"])
+    fast = table.loc["fastfedpg"]
+    assert (fast["speedup_ci_low"] <= fast["speedup"] + 1e-12).all()
+    assert (fast["speedup"] <= fast["speedup_ci_high"] + 1e-12).all()
+    assert fast.loc[4, "speedup_ci_high"] > fast.loc[4, "speedup_ci_low"]  # two seeds that differ: a real interval
+    assert bool(table.loc[("fedavg_pg", 2), "reached"]) is False
+    assert np.isnan(table.loc[("fedavg_pg", 2), "speedup"])
+    assert (tmp_path / "plots" / "speedup.png").stat().st_size > 10_000
