@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,18 @@ def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) ->
     print(f"[reproduce] {command}", flush=True)
     subprocess.run([sys.executable, "-m", "fedrl_cli", *args], check=True, stdout=subprocess.DEVNULL)
     return command
+
+
+def sweeps_wall_minutes(sweep_dirs: list[Path]) -> float:
+    """Minutes from the first job's start to the last job's end over ``sweep_dirs`` (from the runs' summaries), so
+    that a report analysed again with --reuse still states how long its sweeps took."""
+    starts, ends = [], []
+    for summary in (path for sweep_dir in sweep_dirs for path in sweep_dir.glob("*/summary.json")):
+        found = json.loads(summary.read_text())
+        if found.get("started") and found.get("finished"):
+            starts.append(datetime.fromisoformat(found["started"]))
+            ends.append(datetime.fromisoformat(found["finished"]))
+    return (max(ends) - min(starts)).total_seconds() / 60 if starts else float("nan")
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:

@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import argparse
 import math
-import time
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from reproduce_common import claims_markdown, loglog_slope, markdown, slope_with_ci, sweep
+from reproduce_common import claims_markdown, loglog_slope, markdown, slope_with_ci, sweep, sweeps_wall_minutes
 
 from fedrl_cli.config import theorem_horizon
 from fedrl_cli.plots import make_plots
@@ -74,7 +73,8 @@ EXACT_BALANCED = {
     "checkpoint_every": "0",
     **BALANCED,
 }
-STALLED = 0.1  # a run whose final gap is above this sits near a suboptimal deterministic policy
+# a run is stalled when its gap is still above STALLED at T and fell by less than 5% over the second half
+STALLED = 0.5
 
 
 def run_sweep(name: str, params: dict[str, str], out: Path, jobs: int, reuse: bool) -> tuple[Path, str]:
@@ -154,13 +154,17 @@ def exact_claims(results: Results) -> tuple[pd.DataFrame, list[tuple[str, bool, 
 
 def tuned_runs(frame: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """Per run at the step size the tuning chose for its (algo, N): the gap at the last round (Theorem 2's
-    quantity) and the mean over rounds of ‖∇J(θ̄_t)‖² (Theorem 3's)."""
+    quantity), whether it stalled, and the mean over rounds of ‖∇J(θ̄_t)‖² (Theorem 3's)."""
     chosen = summary[["algo", "n_agents", "tuned_algo.lr"]].rename(columns={"tuned_algo.lr": "algo.lr"})
     runs = frame.merge(chosen, on=["algo", "n_agents", "algo.lr"])
     runs = runs.assign(grad_norm_sq=runs["grad_norm"] ** 2)
     keys = ["run_dir", "algo", "n_agents", "seed", "algo.lr"]
-    last = runs[runs["round"] == runs["round"].max()].set_index(keys)["gap"]
-    return runs.groupby(keys)["grad_norm_sq"].mean().to_frame().join(last).reset_index()
+    last = runs["round"].max()
+    at_end = runs[runs["round"] == last].set_index(keys)["gap"]
+    at_half = runs[runs["round"] == last // 2].set_index(keys)["gap"]
+    table = runs.groupby(keys)["grad_norm_sq"].mean().to_frame().join(at_end)
+    table["stalled"] = (at_end > STALLED) & (at_end >= 0.95 * at_half)
+    return table.reset_index()
 
 
 def gradient_domination(exact: pd.DataFrame, n_agents: int, lr: float) -> pd.DataFrame:
@@ -193,7 +197,7 @@ def sampled_tables(finals: pd.DataFrame, speedup: pd.DataFrame, floors: pd.DataF
             "seeds": len(gaps),
             "gap at T (mean)": gaps.mean(),
             "median": np.median(gaps),
-            f"share stalled (gap > {STALLED})": (gaps > STALLED).mean(),
+            "share stalled": part["stalled"].mean(),
             "N × gap": n * gaps.mean(),
             "mean_t ‖∇J(θ̄_t)‖²": mean_grad_sq,
         }
@@ -234,6 +238,11 @@ def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Ser
             f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]",
         ),
         (
+            "Diagnosis, Fast-FedPG: without gradient domination, the gap's slope is −1/2 (inside its 95% CI)",
+            bool(low <= -0.5 <= high),
+            f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]",
+        ),
+        (
             "Theorem 2, Fast-FedPG: linear speedup in rounds to the target (speedup(N) ≥ N/2 at every N)",
             bool((fast["speedup"] >= fast.index / 2).all()),
             ", ".join(f"N={n}: {s:.2g}" for n, s in fast["speedup"].items()),
@@ -262,7 +271,6 @@ def main() -> None:
     args = parser.parse_args()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
 
     exact_dir, exact_command = run_sweep("exact", EXACT, out, args.jobs, args.reuse)
     exact = load_results([exact_dir])
@@ -270,7 +278,6 @@ def main() -> None:
     make_plots(Results(most_heterogeneous, exact.runs, exact.config_columns), out / "exact_h_max")
     make_plots(exact, out / "exact")
     exact_table, exact_found = exact_claims(exact)
-    exact_minutes = (time.perf_counter() - start) / 60
 
     floor_dir, floor_command = run_sweep("exact_balanced", EXACT_BALANCED, out, args.jobs, args.reuse)
     floor_frame = load_results([floor_dir]).frame
@@ -285,7 +292,8 @@ def main() -> None:
     start_gaps = sampled.frame[sampled.frame["round"] == 0].groupby("n_agents")["gap"].mean()
     sampled_found = sampled_claims(finals, table, start_gaps)
     domination = gradient_domination(floor_frame, 4, 0.1)
-    minutes = (time.perf_counter() - start) / 60
+    minutes = sweeps_wall_minutes([exact_dir, floor_dir, sampled_dir])
+    exact_minutes = sweeps_wall_minutes([exact_dir])
 
     held = sum(h for _, h, _ in exact_found + sampled_found)
     total = len(exact_found) + len(sampled_found)
@@ -293,7 +301,7 @@ def main() -> None:
     text = f"""# Fast-FedPG claims, reproduced with fedrl
 
 {held} of {total} claims held. Family: S=5 states, A=3 actions, γ=0.9, shared transitions (so J* and the gap
-J* − J(θ̄) are exact), `mdp_seed=0`. Wall time {minutes:.1f} min on 2 cores ((i): {exact_minutes:.1f} min).
+J* − J(θ̄) are exact), `mdp_seed=0`. Wall time of the sweeps {minutes:.0f} min on 2 cores ((i): {exact_minutes:.1f} min).
 
 ## (i) Exact gradients: no heterogeneity bias for Fast-FedPG; FedAvg PG's bias grows with H and heterogeneity
 
@@ -347,7 +355,12 @@ Without a uniform μ the optimisation error decays like 1/(ηHT) rather than geo
 variance ∝ 1/N the best η gives a gap of order 1/√(NHT) — the regime of Theorem 3 (no gradient domination), whose
 claim, the mean squared gradient norm ∝ 1/√(NHT), is tested above. Runs whose final gap exceeds {STALLED} sit on
 the plateau of a suboptimal deterministic policy, where the gradient is tiny and sampled ascent stalls (their
-share per N is in the table); they dominate the mean at small N.
+share per N is in the table: a run is counted as stalled when its gap at T is above {STALLED} and fell by less than 5%
+over the second half of the budget); they dominate the mean at small N.
+
+On this balanced family FedAvg PG's heterogeneity bias (its exact-gradient floors, 0.007–0.016 at the tuned η) is
+far below the sampling error at this budget, so the two algorithms' tuned gaps are within noise of each other
+here; Fast-FedPG's advantage, the removal of that bias, is what part (i) measures with exact gradients.
 
 Gap against rounds (tuned η): ![convergence](sampled/convergence.png)
 
