@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -12,6 +13,16 @@ import numpy as np
 import pandas as pd
 
 Claim = tuple[str, bool, str]  # (what is claimed, whether it held, what was measured)
+
+
+def reproduction_parser(description: str, name: str) -> argparse.ArgumentParser:
+    """The options every reproduction has: --out (default a stamped folder under outputs/reproduce), --jobs, --reuse."""
+    parser = argparse.ArgumentParser(description=description)
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"{name}_{stamp}")
+    parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
+    parser.add_argument("--reuse", action="store_true", help="analyse the sweeps already in --out instead of rerunning")
+    return parser
 
 
 def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) -> str:

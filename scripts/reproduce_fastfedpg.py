@@ -14,14 +14,20 @@ Run with `make reproduce` or `python scripts/reproduce_fastfedpg.py [--out DIR] 
 
 from __future__ import annotations
 
-import argparse
 import math
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from reproduce_common import claims_markdown, loglog_slope, markdown, slope_with_ci, sweep, sweeps_wall_minutes
+from reproduce_common import (
+    claims_markdown,
+    loglog_slope,
+    markdown,
+    reproduction_parser,
+    slope_with_ci,
+    sweep,
+    sweeps_wall_minutes,
+)
 
 from fedrl_cli.config import theorem_horizon
 from fedrl_cli.plots import make_plots
@@ -262,11 +268,7 @@ def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Ser
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"fastfedpg_{stamp}")
-    parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
-    parser.add_argument("--reuse", action="store_true", help="analyse the sweeps already in --out instead of rerunning")
+    parser = reproduction_parser(__doc__.splitlines()[0], "fastfedpg")
     parser.add_argument("--seeds", type=int, default=16, help="seeds per (algorithm, N, η) of the sampled sweep")
     args = parser.parse_args()
     out: Path = args.out

@@ -19,13 +19,11 @@ report says plainly what held at it. Run with `make reproduce-subspace` or
 
 from __future__ import annotations
 
-import argparse
 import time
-from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from reproduce_common import Claim, claims_markdown, markdown, slope_with_ci, sweep
+from reproduce_common import Claim, claims_markdown, markdown, reproduction_parser, slope_with_ci, sweep
 
 from fedrl_cli.plots import make_plots, mean_and_ci
 from fedrl_cli.results import load_results
@@ -340,11 +338,7 @@ The trunk comes from the seed-0 `fedsubspace_ac` run of (ii); the new agent's ma
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"subspace_{stamp}")
-    parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
-    parser.add_argument("--reuse", action="store_true", help="analyse the sweeps already in --out instead of rerunning")
+    parser = reproduction_parser(__doc__.splitlines()[0], "subspace")
     parser.add_argument("--part", choices=("tabular", "hopper", "all"), default="all", help="which part to run")
     parser.add_argument("--seeds", type=int, default=16, help="seeds per setting of the tabular part")
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies every Hopper budget")
