@@ -37,7 +37,7 @@ METRIC_LABELS = {
 }
 FORMATS = ("png", "pdf", "svg")
 # metrics where smaller is better (errors, gaps, norms, losses); every other metric is a reward
-LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss")
+LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss", "excess", "floor", "drift")
 SHORT_NAMES = {"n_agents": "N", "local_steps": "H", "reward_heterogeneity": "h_r", "transition_heterogeneity": "h_p"}
 LEADING_KEYS = ("algo", "env", "n_agents", "local_steps")
 BIAS_AXES = {"local_steps": "local steps H", "reward_heterogeneity": "reward heterogeneity h_r"}

@@ -238,6 +238,7 @@ def test_tune_respects_higher_is_better() -> None:
                         "seed": seed,
                         "return_mean": value,
                         "critic_error": value,
+                        "critic_excess": value,
                     }
                 )
     results = Results(pd.DataFrame(rows), [], ["algo", "n_agents", "algo.lr", "seed"])
@@ -245,6 +246,7 @@ def test_tune_respects_higher_is_better() -> None:
     _, by_error = tune(results, "critic_error", ["algo.lr"])
     assert by_return["tuned_algo.lr"].tolist() == [0.2]
     assert by_error["tuned_algo.lr"].tolist() == [0.1]
+    assert tune(results, "critic_excess", ["algo.lr"])[1]["tuned_algo.lr"].tolist() == [0.1]
 
 
 @pytest.mark.parametrize(
