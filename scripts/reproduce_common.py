@@ -39,15 +39,16 @@ def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) ->
 
 
 def sweeps_wall_minutes(sweep_dirs: list[Path]) -> float:
-    """Minutes from the first job's start to the last job's end over ``sweep_dirs`` (from the runs' summaries), so
-    that a report analysed again with --reuse still states how long its sweeps took."""
-    starts, ends = [], []
-    for summary in (path for sweep_dir in sweep_dirs for path in sweep_dir.glob("*/summary.json")):
-        found = json.loads(summary.read_text())
-        if found.get("started") and found.get("finished"):
-            starts.append(datetime.fromisoformat(found["started"]))
-            ends.append(datetime.fromisoformat(found["finished"]))
-    return (max(ends) - min(starts)).total_seconds() / 60 if starts else float("nan")
+    """Minutes the sweeps took, each from its first job's start to its last job's end (from the runs' summaries),
+    summed, so that a report analysed again with --reuse still states how long its sweeps took."""
+    total = 0.0
+    for sweep_dir in sweep_dirs:
+        summaries = [json.loads(path.read_text()) for path in sweep_dir.glob("*/summary.json")]
+        spans = [(s["started"], s["finished"]) for s in summaries if s.get("started") and s.get("finished")]
+        if spans:
+            start = min(datetime.fromisoformat(begin) for begin, _ in spans)
+            total += (max(datetime.fromisoformat(end) for _, end in spans) - start).total_seconds()
+    return total / 60
 
 
 def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
