@@ -179,16 +179,19 @@ def plot(
     tune: Annotated[
         str | None,
         typer.Option(
-            help="KEY[,KEY...]: within each group of runs that differ only in these config keys and seed, keep the "
-            "values with the best seed-mean final metric (e.g. --tune algo.lr); summary.csv and speedup.csv get a "
-            "tuned_<KEY> column."
+            metavar="KEY[,KEY...]",
+            help="Tune config keys (e.g. algo.lr, local_steps): within each group of runs that differ only in these "
+            "keys and seed, plot and tabulate only the value (combination) with the best seed-mean final metric "
+            "(lowest for gaps and errors, highest for returns); the choices are printed, and summary.csv and "
+            "speedup.csv get a tuned_<KEY> column.",
         ),
     ] = None,
 ) -> None:
-    """Figures and tables from finished runs: convergence, speedup vs agents, bias vs local steps, summary.csv.
+    """Figures and tables from finished runs: convergence, speedup vs agents (with a 95% bootstrap band over
+    seeds), bias vs local steps, summary.csv and speedup.csv.
 
     Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`;
-    `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its best step size.
+    `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its own best step size.
     """
     import pandas as pd
 
@@ -198,11 +201,12 @@ def plot(
         results = load_results(paths, include_failed=include_failed)
     except NoRuns as error:
         raise _fail(str(error), 2) from None
-    from fedrl_cli.plots import PlotError, make_plots  # after the quick checks: matplotlib is slow to import
+    # after the quick checks: matplotlib is slow to import
+    from fedrl_cli.plots import PlotError, lower_is_better, make_plots
 
     try:
-        tune_keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
-        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt, tune_keys)
+        keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
+        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt, tune_keys=keys)
     except PlotError as error:
         raise _fail(str(error), 2) from None
     loaded = len(results.runs) - len(results.skipped)
@@ -212,7 +216,9 @@ def plot(
         typer.echo(f"  skipped ({run.status}) {run.path}{reason}")
     with pd.option_context("display.width", 160, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
         if report.choices is not None:
-            typer.echo("tuned (the best value per group):")
+            metric_name = report.summary["metric"].iloc[0]
+            better = "lowest" if lower_is_better(metric_name) else "highest"
+            typer.echo(f"tuned (the best value per group, by the {better} seed-mean final {metric_name}):")
             typer.echo(report.choices.to_string(index=False))
         typer.echo(report.summary.to_string(index=False))
         if report.speedup is not None:

@@ -6,6 +6,7 @@ group's curve is the mean over seeds with a 95% bootstrap confidence band (scipy
 
 from __future__ import annotations
 
+import difflib
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from fedrl_cli.results import Results
+from fedrl_cli.results import Results, is_replicate
 
 X_AXES = {
     "round": "round (communications)",
@@ -110,17 +111,21 @@ class Curve:
 
 
 def group_keys(results: Results) -> list[str]:
-    present = [key for key in LEADING_KEYS if key in results.frame and key not in results.tuned]
+    """The config keys that separate curves: algorithm, env, N, H first, then every other varying key."""
+    tuned = results.tuned_columns()
+    present = [key for key in LEADING_KEYS if key in results.frame and key not in tuned]
     return present + [key for key in results.varying() if key not in present]
 
 
 def _label(keys: dict[str, object], shown: list[str], tuned: dict[str, object] | None = None) -> str:
     parts = [str(keys["algo"])] if "algo" in keys else []
     parts += [f"{SHORT_NAMES.get(k, k)}={keys[k]}" for k in shown if k != "algo"]
-    parts += [
-        f"{SHORT_NAMES.get(k, k)}*={v:g}" if isinstance(v, float) else f"{k}*={v}" for k, v in (tuned or {}).items()
-    ]
+    parts += [f"{SHORT_NAMES.get(k, k)}*={_value(v)}" for k, v in (tuned or {}).items()]
     return " ".join(parts)
+
+
+def _value(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def curves(results: Results, metric: str, x: str) -> list[Curve]:
@@ -218,7 +223,7 @@ def speedup_intervals(
         means = reference_means if curve is reference else _resampled_means(curve, rng, resamples)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = reference_x / _first_x(means, curve.x, level, lower)
-        ratios = ratios[np.isfinite(ratios)]
+        ratios = ratios[np.isfinite(ratios) & (ratios > 0)]  # reached, not at once
         if len(ratios) >= resamples / 2:
             intervals[index] = np.percentile(ratios, [2.5, 97.5])
     return intervals
@@ -242,7 +247,7 @@ def speedup_table(found: list[Curve], metric: str, x: str, target: float | None)
         intervals = speedup_intervals(reference, members, target, lower)
         for curve, (low, high) in zip(members, intervals, strict=True):
             at_round, at_x = steps_to_target(curve, level, lower)
-            ratio = reference_x / at_x if at_x > 0 else float("nan")  # NaN: never reached, or at once
+            ratio = reference_x / at_x if at_x > 0 and reference_x > 0 else float("nan")  # never, or at once
             row = {
                 "algo": curve.keys.get("algo"),
                 "n_agents": curve.keys["n_agents"],
@@ -263,34 +268,58 @@ def speedup_table(found: list[Curve], metric: str, x: str, target: float | None)
     return pd.DataFrame(rows)
 
 
-def tune(results: Results, metric: str, keys: list[str]) -> tuple[Results, pd.DataFrame]:
-    """Keep, within each group of runs that differ only in ``keys`` and seed, the runs of the ``keys`` values with
-    the best seed-mean final ``metric`` (lowest for errors and gaps, highest for returns).
+def final_means(frame: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
+    """Per combination of ``by``: the seed-mean curve's last value (at the last round any run has the metric, as
+    ``final_mean`` in :func:`summary_table`)."""
+    rows = frame.dropna(subset=[metric])
+    rows = rows[rows["round"] == rows.groupby(by, dropna=False)["round"].transform("max")]
+    return rows.groupby(by, dropna=False)[metric].mean().reset_index()
 
-    Returns the kept runs (``tuned`` set, so the keys no longer separate groups) and the choices: one row per
-    group, with the chosen value of each key as ``tuned_<key>`` and its final mean.
-    """
+
+def _check_tune_keys(results: Results, metric: str, keys: list[str]) -> None:
     frame = results.frame
+    if not keys:
+        raise PlotError("--tune: give one or more config keys, e.g. --tune algo.lr")
     for key in keys:
         if key not in frame or key not in results.config_columns:
-            known = ", ".join(c for c in results.config_columns if c not in ("algo", "env"))
-            raise PlotError(f"--tune {key}: no run has this config key; keys: {known}")
+            known = [c for c in results.config_columns if c not in ("algo", "env")]
+            close = [c for c in known if c.rsplit(".", 1)[-1] == key] or difflib.get_close_matches(key, known, n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise PlotError(f"--tune {key}: no run has this config key{hint}; keys: {', '.join(known)}")
         if frame[key].astype(str).nunique() < 2:
             raise PlotError(f"--tune {key}: every run has {key}={frame[key].iloc[0]}; tuning needs two values or more")
+        if is_replicate(key):
+            raise PlotError(f"--tune {key}: seeds are replicates, averaged over, not a setting to choose")
     if metric not in frame or frame[metric].isna().all():
         raise PlotError(f"--metric {metric}: no run has it, so nothing can be tuned on it")
+
+
+def tune(results: Results, metric: str, keys: list[str]) -> tuple[Results, pd.DataFrame]:
+    """Keep, within each group of runs that differ only in ``keys`` and seed, the runs of the ``keys`` values with
+    the best seed-mean final ``metric`` (lowest for errors and gaps, highest for returns; ties: the smallest value).
+
+    Returns the kept runs (``tuned`` set, so the keys no longer separate groups) and the choices: one row per
+    group, with the chosen value of each key as ``tuned_<key>``, its final mean ``final_<metric>`` and the number
+    of values (combinations) ``tried``. Raises :class:`PlotError` for a key no run has or no group varies.
+    """
+    keys = list(dict.fromkeys(keys))
+    _check_tune_keys(results, metric, keys)
+    frame = results.frame
     tuned = Results(frame, results.runs, results.config_columns, tuple(keys))
     groups = group_keys(tuned)
-    finals = frame.dropna(subset=[metric]).sort_values("round").groupby("run_dir").tail(1)
-    by_value = finals.groupby([*groups, *keys], dropna=False)[metric].mean().reset_index()
-    best_index = (
-        by_value.groupby(groups, dropna=False)[metric].idxmin()
-        if lower_is_better(metric)
-        else by_value.groupby(groups, dropna=False)[metric].idxmax()
-    )
-    choices = by_value.loc[best_index.to_numpy()].reset_index(drop=True)
+    by_value = final_means(frame, [*groups, *keys], metric).dropna(subset=[metric])
+    tried = by_value.groupby(groups, dropna=False)[metric].transform("size")
+    if tried.max() < 2:
+        raise PlotError(
+            f"--tune {','.join(keys)}: every group of runs (same {', '.join(groups)}) has one value of it only, "
+            "so there is nothing to choose"
+        )
+    by_value = by_value.assign(tried=tried).sort_values([*groups, *keys])
+    ranked = by_value.groupby(groups, dropna=False)[metric]
+    best = ranked.idxmin() if lower_is_better(metric) else ranked.idxmax()
+    choices = by_value.loc[best.to_numpy()].reset_index(drop=True)
     kept = frame.merge(choices[[*groups, *keys]], on=[*groups, *keys], how="inner")
-    choices = choices.rename(columns={key: f"tuned_{key}" for key in keys}).rename(columns={metric: f"final_{metric}"})
+    choices = choices.rename(columns={**{key: f"tuned_{key}" for key in keys}, metric: f"final_{metric}"})
     return Results(kept, results.runs, results.config_columns, tuple(keys)), choices
 
 
@@ -320,21 +349,57 @@ def convergence_figure(found: list[Curve], metric: str, x: str, path: Path) -> P
     return _finish(figure, path)
 
 
-def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path) -> Path:
-    figure, axis = plt.subplots(figsize=(6.5, 5))
+def _families(table: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
+    """The rows of :func:`speedup_table` per algorithm (and other varying keys), sorted by N, with their label."""
     per_row = {"n_agents", "speedup", "speedup_ci_low", "speedup_ci_high", "reached", "rounds_to_target", "target"}
     per_row |= {"reference_n_agents", "seeds", f"{x}_to_target"}
     line_keys = [c for c in table.columns if c not in per_row and not c.startswith("tuned_")]
+    shown = [k for k in line_keys if table[k].astype(str).nunique() > 1]
+    families = []
     for values, part in table.groupby(line_keys, sort=True, dropna=False):
         values = values if isinstance(values, tuple) else (values,)
-        keys = dict(zip(line_keys, values, strict=True))
-        shown = [k for k in line_keys if table[k].astype(str).nunique() > 1]
-        missing = part.loc[~part["reached"], "n_agents"].tolist()
-        label = _label(keys, shown) + (f" (target not reached at N={', '.join(map(str, missing))})" if missing else "")
+        families.append((_label(dict(zip(line_keys, values, strict=True)), shown), part.sort_values("n_agents")))
+    return families
+
+
+def speedup_lines(table: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
+    """The speedup figure's lines: one per algorithm (and other varying keys), its rows sorted by N, and a legend
+    label that names every N without a speedup: never at the target, or at it from round 0 (T_ε(N) = 0)."""
+    tuned = [c.removeprefix("tuned_") for c in table.columns if c.startswith("tuned_")]
+    lines = []
+    for label, part in _families(table, x):
+        missing = part.loc[~part["reached"].astype(bool), "n_agents"].tolist()
+        at_start = part.loc[part["reached"].astype(bool) & (part["rounds_to_target"] == 0), "n_agents"].tolist()
+        notes = [f"{', '.join(map(str, tuned))}* at each point"] if tuned else []
+        if len(missing) == len(part):
+            notes.append("target not reached")
+        elif missing:
+            notes.append(f"target not reached at N={', '.join(map(str, missing))}")
+        if at_start:
+            notes.append(f"at the target from round 0 at N={', '.join(map(str, at_start))}")
+        lines.append((label + (f" ({'; '.join(notes)})" if notes else ""), part))
+    return lines
+
+
+def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6.5, 5))
+    tuned = [c for c in table.columns if c.startswith("tuned_")]
+    for label, part in speedup_lines(table, x):
         (line,) = axis.plot(part["n_agents"], part["speedup"], marker="o", label=label)
         axis.fill_between(
             part["n_agents"], part["speedup_ci_low"], part["speedup_ci_high"], color=line.get_color(), alpha=0.2, lw=0
         )
+        if tuned:  # each point's chosen value(s)
+            for _, row in part[part["speedup"].notna()].iterrows():
+                text = ",".join(_value(row[c]) for c in tuned)
+                axis.annotate(
+                    text,
+                    (row["n_agents"], row["speedup"]),
+                    xytext=(4, -10),
+                    textcoords="offset points",
+                    fontsize=7,
+                    color=line.get_color(),
+                )
     agents = np.sort(table["n_agents"].unique())
     reference = table["reference_n_agents"].min()
     axis.plot(agents, agents / reference, "k--", lw=1, label=f"ideal: speedup = N/{reference}")
@@ -385,6 +450,30 @@ def bias_figure(summary: pd.DataFrame, keys: list[str], metric: str, axes_keys: 
     return _finish(figure, path)
 
 
+def _speedup_notes(table: pd.DataFrame, x: str) -> list[str]:
+    """One line per family and reason a setting has no speedup: it, or its reference N, never reaches the target
+    or is at it from round 0."""
+    notes = []
+    for label, part in _families(table, x):
+        reference = part[part["n_agents"] == part["reference_n_agents"]].iloc[0]
+        no_reference = not reference["reached"] or reference["rounds_to_target"] == 0
+        target = f"the target {part['target'].iloc[0]:.4g}"
+        lacking = part[part["speedup"].isna()]
+        reasons = {
+            f"never reaches {target}": ~lacking["reached"].astype(bool),
+            f"is at {target} from round 0 (T_ε = 0)": lacking["reached"].astype(bool)
+            & (lacking["rounds_to_target"] == 0),
+            f"has no speedup: its reference N={reference['n_agents']} has no T_ε": lacking["reached"].astype(bool)
+            & (lacking["rounds_to_target"] > 0)
+            & no_reference,
+        }
+        for reason, where in reasons.items():
+            if where.any():
+                agents = ", ".join(map(str, lacking.loc[where, "n_agents"]))
+                notes.append(f"speedup: {label} at N={agents} {reason}")
+    return notes
+
+
 @dataclass
 class PlotReport:
     files: list[Path]
@@ -404,14 +493,15 @@ def make_plots(
     tune_keys: list[str] | None = None,
 ) -> PlotReport:
     """Write convergence, speedup and bias figures plus ``summary.csv`` (and ``speedup.csv``) into ``out``; with
-    ``tune_keys``, only the runs of each group's best values of those keys (:func:`tune`)."""
+    ``tune_keys``, only the runs of each group's best values of those keys (:func:`tune`), the chosen values in
+    ``tuned_<KEY>`` columns and in the report's ``choices``."""
     if x not in X_AXES:
         raise PlotError(f"--x {x} is not allowed: it must be one of {', '.join(X_AXES)}")
     if fmt not in FORMATS:
         raise PlotError(f"--format {fmt} is not allowed: it must be one of {', '.join(FORMATS)}")
     metric = metric or default_metric(results.frame)
     choices = None
-    if tune_keys:
+    if tune_keys is not None:
         results, choices = tune(results, metric, tune_keys)
     found = curves(results, metric, x)
     out.mkdir(parents=True, exist_ok=True)
@@ -425,6 +515,7 @@ def make_plots(
         speedup = speedup_table(found, metric, x, target)
         speedup.to_csv(out / "speedup.csv", index=False)
         files += [speedup_figure(speedup, metric, x, out / f"speedup.{fmt}"), out / "speedup.csv"]
+        notes += _speedup_notes(speedup, x)
     else:
         notes.append("speedup: skipped, it needs runs with at least two values of n_agents")
 

@@ -49,16 +49,23 @@ class Results:
         loaded = set(self.frame["run_dir"]) if len(self.frame) else set()
         return [run for run in self.runs if str(run.path) not in loaded]
 
+    def tuned_columns(self) -> set[str]:
+        """The tuned keys with their short aliases and full names (``local_steps`` ↔ ``algo.local_steps``)."""
+        full = {ALIASES.get(key, key) for key in self.tuned}
+        return {*self.tuned, *full, *(alias for alias, key in ALIASES.items() if key in full)}
+
     def varying(self) -> list[str]:
-        """Config columns whose value differs between loaded runs, except seeds (the replicate axis)."""
-        tuned = {*self.tuned, *(ALIASES.get(key, key) for key in self.tuned)}
-        tuned |= {alias for alias, full in ALIASES.items() if full in tuned}
-        columns = [
-            c for c in self.config_columns if c not in NOT_GROUPING and not c.endswith("seed") and c not in tuned
-        ]
+        """Config columns whose value differs between loaded runs, except seeds (the replicate axis) and tuned keys."""
+        tuned = self.tuned_columns()
+        columns = [c for c in self.config_columns if c not in NOT_GROUPING and not is_replicate(c) and c not in tuned]
         varied = [c for c in columns if self.frame[c].astype(str).nunique() > 1]
         # a short alias and its full key vary together: keep the alias only
         return [c for c in varied if not any(ALIASES.get(alias) == c for alias in varied)]
+
+
+def is_replicate(key: str) -> bool:
+    """Seeds (``seed``, ``env.mdp_seed``, ...) are replicates: runs that differ only in them are averaged."""
+    return key.endswith("seed")
 
 
 def flatten_config(config: dict[str, Any]) -> dict[str, Any]:

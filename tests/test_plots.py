@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import fedrl
 
-from fedrl_cli.plots import mean_and_ci, tune
+from fedrl_cli.plots import make_plots, mean_and_ci, speedup_lines, tune
 from fedrl_cli.results import NoRuns, Results, load_results
 
 ROUNDS = 8
@@ -209,7 +209,7 @@ def test_tune_keeps_each_groups_best_value(tmp_path: Path) -> None:
     root = tuning_sweep(tmp_path / "sweep")
     result = fedrl("plot", str(root), "--tune", "algo.lr", "--out", str(tmp_path / "plots"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "tuned (the best value per group)" in result.stdout
+    assert "tuned (the best value per group, by the lowest seed-mean final gap):" in result.stdout
     summary = pd.read_csv(tmp_path / "plots" / "summary.csv").set_index("n_agents")
     assert summary["tuned_algo.lr"].to_dict() == {1: 0.1, 2: 0.2}
     assert summary.loc[1, "final_mean"] == pytest.approx(0.5 / (1 + ROUNDS))
@@ -249,15 +249,75 @@ def test_tune_respects_higher_is_better() -> None:
     assert tune(results, "critic_excess", ["algo.lr"])[1]["tuned_algo.lr"].tolist() == [0.1]
 
 
+def test_tune_argument_of_make_plots_matches_the_summary(tmp_path: Path) -> None:
+    """The chosen value's final mean is the summary's final_mean; the runs not chosen are left out everywhere."""
+    root = tuning_sweep(tmp_path / "sweep")
+    for seed, scale in enumerate((0.9, 1.1)):  # a third η, worse than the best for every N
+        for n_agents in (1, 2):
+            write_run(root / f"{n_agents}_0.4_{seed}", "fastfedpg", n_agents, seed, [scale] * (ROUNDS + 1), lr=0.4)
+    report = make_plots(load_results([root]), tmp_path / "plots", metric="gap", tune_keys=["algo.lr"])
+    choices = report.choices.set_index("n_agents")
+    assert choices["tuned_algo.lr"].to_dict() == {1: 0.1, 2: 0.2}
+    assert choices["tried"].tolist() == [3, 3]
+    summary = report.summary.set_index("n_agents")
+    np.testing.assert_allclose(choices["final_gap"], summary["final_mean"])
+    assert len(report.summary) == 2 and "algo.lr" not in report.summary  # lr no longer separates groups
+    assert report.speedup["tuned_algo.lr"].tolist() == [0.1, 0.2]
+
+
+@pytest.mark.parametrize("key", ["local_steps", "algo.local_steps"])
+def test_tune_on_an_alias_or_its_full_key_merges_the_groups(tmp_path: Path, key: str) -> None:
+    """local_steps is the short alias of algo.local_steps: tuning either one leaves one curve per N."""
+    best = {1: 10, 2: 1}
+    for n_agents in (1, 2):
+        for local_steps in (1, 10):
+            level = 0.2 if local_steps == best[n_agents] else 1.0
+            for seed in (0, 1):
+                gaps = [level * (1 + 0.1 * seed) / (1 + t) for t in range(ROUNDS + 1)]
+                write_run(
+                    tmp_path / "s" / f"{n_agents}_{local_steps}_{seed}",
+                    "fastfedpg",
+                    n_agents,
+                    seed,
+                    gaps,
+                    local_steps=local_steps,
+                )
+    results, choices = tune(load_results([tmp_path / "s"]), "gap", [key])
+    assert choices.set_index("n_agents")[f"tuned_{key}"].to_dict() == best
+    assert sorted(results.frame.groupby("n_agents")["local_steps"].unique().map(list).sum()) == [1, 10]
+    assert results.frame["run_dir"].nunique() == 4
+
+
+def test_tune_on_a_key_that_varies_only_with_the_algorithm_exits_2(tmp_path: Path) -> None:
+    for algo, lr in (("fastfedpg", 0.1), ("fedavg_pg", 0.2)):
+        for seed in (0, 1):
+            write_run(tmp_path / "s" / f"{algo}_{seed}", algo, 2, seed, [1.0, 0.5], lr=lr)
+    result = fedrl("plot", str(tmp_path / "s"), "--tune", "algo.lr", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "fedrl: error: --tune algo.lr: every group of runs (same algo, env, n_agents, local_steps) has one value "
+        "of it only, so there is nothing to choose"
+    ]
+
+
 @pytest.mark.parametrize(
-    ("key", "message"), [("algo.nope", "no run has this config key"), ("env.mdp_seed", "every run has")]
+    ("key", "message"),
+    [
+        ("algo.nope", "no run has this config key"),
+        ("lr", "no run has this config key (did you mean algo.lr?); keys: "),
+        ("env.mdp_seed", "every run has"),
+        ("seed", "seeds are replicates"),
+        (",", "give one or more config keys"),
+    ],
 )
 def test_tune_on_a_key_the_runs_do_not_vary_exits_2(tmp_path: Path, key: str, message: str) -> None:
     root = tuning_sweep(tmp_path / "sweep")
     result = fedrl("plot", str(root), "--tune", key, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and f"--tune {key}: {message}" in lines[0], result.stderr
+    prefix = "--tune:" if key == "," else f"--tune {key}:"
+    assert len(lines) == 1 and f"{prefix} {message}" in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_speedup_has_a_bootstrap_interval_and_lists_settings_that_never_reach_the_target(tmp_path: Path) -> None:
@@ -275,3 +335,31 @@ def test_speedup_has_a_bootstrap_interval_and_lists_settings_that_never_reach_th
     assert bool(table.loc[("fedavg_pg", 2), "reached"]) is False
     assert np.isnan(table.loc[("fedavg_pg", 2), "speedup"])
     assert (tmp_path / "plots" / "speedup.png").stat().st_size > 10_000
+
+
+def test_speedup_legend_names_families_that_never_reach_or_start_at_the_target(tmp_path: Path) -> None:
+    """Every family has a line in the legend; one that never reaches ε says so, as does an N at ε from round 0."""
+    root = agents_sweep(tmp_path / "sweep", agents=(1, 2))
+    for seed in (0, 1):
+        write_run(root / f"slow1_{seed}", "local_pg", 1, seed, [2.0] * ROUNDS + [1.0])
+        write_run(root / f"slow2_{seed}", "local_pg", 2, seed, [0.5] * (ROUNDS + 1))  # below 1.0 from round 0
+    report = make_plots(load_results([root]), tmp_path / "plots")
+    labels = [label for label, _ in speedup_lines(report.speedup, "round")]
+    assert labels == ["fastfedpg", "local_pg (at the target from round 0 at N=2)"]
+    assert "speedup: local_pg at N=2 is at the target 1 from round 0 (T_ε = 0)" in report.notes
+    # a target no curve reaches: both families still listed, and said so
+    report = make_plots(load_results([root]), tmp_path / "plots_far", target=1e-3)
+    labels = [label for label, _ in speedup_lines(report.speedup, "round")]
+    assert labels == ["fastfedpg (target not reached)", "local_pg (target not reached)"]
+    assert report.speedup["speedup"].isna().all() and not report.speedup["reached"].any()
+    assert "speedup: fastfedpg at N=1, 2 never reaches the target 0.001" in report.notes
+    assert (tmp_path / "plots_far" / "speedup.png").stat().st_size > 10_000
+
+
+def test_speedup_interval_is_deterministic_and_tuned_values_are_legend_notes(tmp_path: Path) -> None:
+    root = tuning_sweep(tmp_path / "sweep")
+    first = make_plots(load_results([root]), tmp_path / "a", tune_keys=["algo.lr"]).speedup
+    second = make_plots(load_results([root]), tmp_path / "b", tune_keys=["algo.lr"]).speedup
+    pd.testing.assert_frame_equal(first, second)
+    assert (first["speedup_ci_low"] <= first["speedup"]).all() and (first["speedup"] <= first["speedup_ci_high"]).all()
+    assert [label for label, _ in speedup_lines(first, "round")] == ["fastfedpg (algo.lr* at each point)"]
