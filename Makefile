@@ -24,7 +24,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	touch $@
 
 # the demo: Fast-FedPG against FedAvg PG on a balanced heterogeneous tabular family (reward heterogeneity 0.9; the
-# average MDP is the same for every N), two sweeps and their figures, about a minute on 2 cores:
+# average MDP is the same for every N), two sweeps and their figures, about half a minute on 2 cores:
 #   over N = 1, 2, 4, 8 with sampled gradients (6 seeds): convergence and speedup vs agents (+sweep=demo_agents);
 #   over H = 1, 5, 10, 20 with exact gradients (N = 4): convergence and FedAvg's bias vs H (+sweep=demo_local_steps).
 DEMO_DIR := outputs/demo
