@@ -202,16 +202,14 @@ class HopperExperiment:
         return Measurement(self.ppo.env_steps, self.algorithm.channel.floats, metrics, per_agent)
 
     def state(self) -> dict[str, Any]:
-        """Parameters, Adam moments, both generators (torch's for minibatch order, numpy's for action noise),
-        counters and every environment copy mid-episode."""
-        import torch
-
+        """Parameters, Adam moments, every agent's generators (torch's for minibatch order, numpy's for action
+        noise), counters and every environment copy mid-episode."""
         ppo = self.ppo
         return {
             "model": ppo.model.state_dict(),
             "optimizer": ppo.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "action_rng": ppo.rng,
+            "minibatch_rngs": [g.get_state() for g in ppo.minibatch_generators],
+            "noise_rngs": ppo.noise_rngs,
             "iteration": ppo.iteration,
             "env_steps": ppo.env_steps,
             "next_obs": ppo.next_obs,
@@ -222,13 +220,12 @@ class HopperExperiment:
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        import torch
-
         ppo = self.ppo
         ppo.model.load_state_dict(state["model"])
         ppo.optimizer.load_state_dict(state["optimizer"])
-        torch.set_rng_state(state["torch_rng"])
-        ppo.rng, ppo.iteration, ppo.env_steps = state["action_rng"], state["iteration"], state["env_steps"]
+        for generator_, saved in zip(ppo.minibatch_generators, state["minibatch_rngs"], strict=True):
+            generator_.set_state(saved)
+        ppo.noise_rngs, ppo.iteration, ppo.env_steps = state["noise_rngs"], state["iteration"], state["env_steps"]
         ppo.next_obs, ppo.next_done = state["next_obs"], state["next_done"]
         self.envs.restore(state["envs"])
         self.algorithm.channel.floats, self.round_index = state["comm_floats"], state["round_index"]

@@ -8,7 +8,12 @@ environment's own streams (the tabular family, Hopper's action maps) are the roo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 # the purposes of the project's streams; a key's number is its SeedSequence spawn key, fixed forever
 PURPOSES: dict[str, tuple[int, ...]] = {
@@ -18,10 +23,31 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     # keys of the learning streams start at 1, so no learning stream meets a family child, whatever the seeds
     "gradients": (1,),  # sampled policy-gradient trajectories (seed)
     "subspace": (2,),  # the subspace actor-critic's features, initial basis, initial states and chains (seed)
-    "action_noise": (3,),  # PPO rollouts' action sampling (seed)
+    "action_noise": (3,),  # PPO rollouts' action sampling (seed), one stream per agent
+    "ppo_weights": (4,),  # PPO networks' initial weights (seed), one stream per agent
+    "minibatches": (5,),  # PPO minibatch order (seed), one stream per agent
 }
 
 
 def generator(seed: int, purpose: str) -> np.random.Generator:
     """The numpy generator for ``purpose`` (a key of :data:`PURPOSES`) under ``seed``."""
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=PURPOSES[purpose]))
+
+
+def agent_generators(seed: int, purpose: str, n_agents: int, first: int = 0) -> list[np.random.Generator]:
+    """One numpy generator per agent ``first, …, first + n_agents − 1`` for ``purpose``: agent i's stream depends
+    on ``seed`` and ``i`` only, so a slice of the agent axis draws the same numbers wherever it runs."""
+    return [
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*PURPOSES[purpose], agent)))
+        for agent in range(first, first + n_agents)
+    ]
+
+
+def agent_torch_generators(seed: int, purpose: str, n_agents: int, first: int = 0) -> list[torch.Generator]:
+    """The torch counterpart of :func:`agent_generators` (seeded from the same per-agent ``SeedSequence``)."""
+    import torch
+
+    return [
+        torch.Generator().manual_seed(int(rng.integers(2**63)))
+        for rng in agent_generators(seed, purpose, n_agents, first)
+    ]

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from fedrl_cli.envs.hopper import FederatedHopper, RunningMoments
-from fedrl_cli.seeding import generator
+from fedrl_cli.seeding import agent_generators, agent_torch_generators
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,16 @@ class PPOSettings:
 
 
 class StackedLinear(nn.Module):
-    """N independent linear layers: (N, B, in) → (N, B, out), orthogonally initialised per agent."""
+    """N independent linear layers: (N, B, in) → (N, B, out), orthogonally initialised per agent, each from its
+    own generator when ``generators`` are given (so an agent's weights do not depend on the other agents)."""
 
-    def __init__(self, n_agents: int, n_in: int, n_out: int, std: float) -> None:
+    def __init__(
+        self, n_agents: int, n_in: int, n_out: int, std: float, generators: list[torch.Generator] | None = None
+    ) -> None:
         super().__init__()
         weight = torch.empty(n_agents, n_out, n_in)
         for agent in range(n_agents):
-            nn.init.orthogonal_(weight[agent], std)
+            nn.init.orthogonal_(weight[agent], std, generator=generators[agent] if generators else None)
         self.weight = nn.Parameter(weight.transpose(1, 2).contiguous())
         self.bias = nn.Parameter(torch.zeros(n_agents, 1, n_out))
 
@@ -55,25 +58,34 @@ class StackedLinear(nn.Module):
         return torch.baddbmm(self.bias, x, self.weight)
 
 
-def stacked_mlp(n_agents: int, n_in: int, n_out: int, out_std: float, hidden: int = 64) -> nn.Sequential:
+def stacked_mlp(
+    n_agents: int,
+    n_in: int,
+    n_out: int,
+    out_std: float,
+    generators: list[torch.Generator] | None = None,
+    hidden: int = 64,
+) -> nn.Sequential:
     root2 = math.sqrt(2)
     return nn.Sequential(
-        StackedLinear(n_agents, n_in, hidden, root2),
+        StackedLinear(n_agents, n_in, hidden, root2, generators),
         nn.Tanh(),
-        StackedLinear(n_agents, hidden, hidden, root2),
+        StackedLinear(n_agents, hidden, hidden, root2, generators),
         nn.Tanh(),
-        StackedLinear(n_agents, hidden, n_out, out_std),
+        StackedLinear(n_agents, hidden, n_out, out_std, generators),
     )
 
 
 class ActorCritic(nn.Module):
     """The N agents' actors and critics; names follow CleanRL (``critic``, ``actor_mean``, ``actor_logstd``)."""
 
-    def __init__(self, n_agents: int, obs_dim: int, action_dim: int) -> None:
+    def __init__(
+        self, n_agents: int, obs_dim: int, action_dim: int, generators: list[torch.Generator] | None = None
+    ) -> None:
         super().__init__()
         self.n_agents = n_agents
-        self.critic = stacked_mlp(n_agents, obs_dim, 1, 1.0)
-        self.actor_mean = stacked_mlp(n_agents, obs_dim, action_dim, 0.01)
+        self.critic = stacked_mlp(n_agents, obs_dim, 1, 1.0, generators)
+        self.actor_mean = stacked_mlp(n_agents, obs_dim, action_dim, 0.01, generators)
         self.actor_logstd = nn.Parameter(torch.zeros(n_agents, 1, action_dim))
 
     def value(self, obs: torch.Tensor) -> torch.Tensor:
@@ -114,10 +126,10 @@ class NumpyActor:
         """The policies' mean actions (N, B, A): the deterministic policies."""
         return self._mlp(self.actor, obs)
 
-    def act(self, obs: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Gaussian actions (N, B, A) for observations (N, B, obs_dim), their log-probabilities and values."""
+    def act(self, obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Gaussian actions (N, B, A) for observations (N, B, obs_dim) and standard normal ``noise`` (N, B, A),
+        their log-probabilities and values."""
         mean = self.mean(obs)
-        noise = rng.standard_normal(mean.shape, dtype=np.float32)
         std = np.exp(self.log_std)
         logprob = (-0.5 * noise**2 - self.log_std - 0.5 * np.log(2 * np.pi)).sum(-1)
         return mean + std * noise, logprob, self.value(obs)
@@ -133,16 +145,22 @@ def clip_grad_norm_per_agent(parameters: list[nn.Parameter], max_norm: float) ->
 
 
 class PPOAgents:
-    """N PPO learners on their own environment copies: one ``iterate()`` is one CleanRL iteration for all."""
+    """N PPO learners on their own environment copies: one ``iterate()`` is one CleanRL iteration for all.
+
+    Everything random comes from per-agent generators seeded by ``seed`` and the agent's index (its weights, its
+    action noise, its minibatch order), so an agent learns the same whichever other agents share the process.
+    """
 
     def __init__(self, envs: FederatedHopper, settings: PPOSettings, total_iterations: int, seed: int) -> None:
-        torch.manual_seed(seed)
         self.envs, self.settings, self.total_iterations = envs, settings, total_iterations
-        self.model = ActorCritic(envs.n_agents, envs.obs_dim, envs.action_dim)
+        n = envs.n_agents
+        weights = agent_torch_generators(seed, "ppo_weights", n)
+        self.model = ActorCritic(n, envs.obs_dim, envs.action_dim, weights)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5, fused=True)
         self.iteration = 0
         self.env_steps = 0
-        self.rng = generator(seed, "action_noise")  # the rollouts' action noise
+        self.noise_rngs = agent_generators(seed, "action_noise", n)  # the rollouts' action noise
+        self.minibatch_generators = agent_torch_generators(seed, "minibatches", n)
         self.next_obs = envs.reset()
         self.next_done = np.zeros((envs.n_agents, envs.n_envs), dtype=np.float32)
 
@@ -159,9 +177,17 @@ class PPOAgents:
         logprobs, rewards, dones, values = (np.zeros(shape, dtype=np.float32) for _ in range(4))
         finished: list[list[float]] = [[] for _ in range(n)]
         actor = NumpyActor(self.model)
+        # each agent's noise for the whole rollout from its own stream: (T, N, E, A)
+        noise = np.stack(
+            [
+                rng.standard_normal((s.rollout_steps, e, self.envs.action_dim), dtype=np.float32)
+                for rng in self.noise_rngs
+            ],
+            axis=1,
+        )
         for step in range(s.rollout_steps):
             obs[step], dones[step] = self.next_obs, self.next_done
-            actions[step], logprobs[step], values[step] = actor.act(self.next_obs, self.rng)
+            actions[step], logprobs[step], values[step] = actor.act(self.next_obs, noise[step])
             self.next_obs, rewards[step], self.next_done, ended = self.envs.step(actions[step])
             for agent, returns in enumerate(ended):
                 finished[agent].extend(returns)
@@ -199,7 +225,8 @@ class PPOAgents:
         parameters = [p for p in self.model.parameters() if p.requires_grad]  # a frozen trunk is left out
         clipfracs = []
         for _ in range(s.update_epochs):
-            order = torch.rand(n, size).argsort(dim=1)  # each agent shuffles its own batch
+            # each agent shuffles its own batch with its own generator
+            order = torch.stack([torch.randperm(size, generator=g) for g in self.minibatch_generators])
             for start in range(0, size - minibatch + 1, minibatch):
                 index = order[:, start : start + minibatch]
                 mb = {key: value[rows, index] for key, value in batch.items()}
