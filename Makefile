@@ -43,6 +43,7 @@ bench: install
 	$(BIN)/python scripts/bench_tabular.py
 	$(BIN)/python scripts/bench_hopper.py
 	$(BIN)/python scripts/bench_checkpoint.py
+	$(BIN)/python scripts/bench_physics.py
 
 reproduce: install
 	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)
