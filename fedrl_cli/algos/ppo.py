@@ -136,8 +136,13 @@ class NumpyActor:
 
 
 def clip_grad_norm_per_agent(parameters: list[nn.Parameter], max_norm: float) -> torch.Tensor:
-    """``torch.nn.utils.clip_grad_norm_`` applied to each agent's slice of the stacked gradients."""
-    norms = torch.stack([p.grad.reshape(p.shape[0], -1).pow(2).sum(1) for p in parameters]).sum(0).sqrt()
+    """``torch.nn.utils.clip_grad_norm_`` applied to each agent's slice of the stacked gradients.
+
+    Each agent's norm is one dot product of its own flattened gradient: a row-wise sum over the stacked (N, ·)
+    gradients rounds differently for another N, and an agent's result must not depend on the other agents."""
+    n_agents = parameters[0].shape[0]
+    flat = [torch.cat([p.grad[agent].reshape(-1) for p in parameters]) for agent in range(n_agents)]
+    norms = torch.stack([torch.dot(g, g) for g in flat]).sqrt()
     scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
     for p in parameters:
         p.grad.mul_(scale.view(-1, *([1] * (p.dim() - 1))))
@@ -156,7 +161,7 @@ class PPOAgents:
         n = envs.n_agents
         weights = agent_torch_generators(seed, "ppo_weights", n)
         self.model = ActorCritic(n, envs.obs_dim, envs.action_dim, weights)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5, fused=True)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5, foreach=True)
         self.iteration = 0
         self.env_steps = 0
         self.noise_rngs = agent_generators(seed, "action_noise", n)  # the rollouts' action noise
