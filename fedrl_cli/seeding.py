@@ -47,4 +47,5 @@ def agent_torch_generators(seed: int, purpose: str, n_agents: int) -> list[torch
     """The torch counterpart of :func:`agent_generators` (seeded from the same per-agent ``SeedSequence``)."""
     import torch
 
-    return [torch.Generator().manual_seed(int(rng.integers(2**63))) for rng in agent_generators(seed, purpose, n_agents)]
+    streams = agent_generators(seed, purpose, n_agents)
+    return [torch.Generator().manual_seed(int(rng.integers(2**63))) for rng in streams]
