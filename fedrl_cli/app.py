@@ -25,7 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from fedrl_cli import checkpoint
-from fedrl_cli.config import validate, warnings
+from fedrl_cli.config import PLACEMENT_KEYS, validate, warnings
 from fedrl_cli.errors import ConfigError, Diverged, Interrupted, ResumeError, RunFailed
 from fedrl_cli.experiments import build
 from fedrl_cli.federation import run_rounds
@@ -76,6 +76,7 @@ def _saved_config(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | Non
     saved = (previous or {}).get("config")
     if not saved:
         return composed
+    saved = {**saved, **{key: composed[key] for key in PLACEMENT_KEYS if key in composed}}  # where it runs may change
     if saved != composed:
         log.warning("fedrl: the config tree changed since %s started; it goes on with its own saved config", run_dir)
         OmegaConf.save(OmegaConf.create(saved), run_dir / ".hydra" / "config.yaml")

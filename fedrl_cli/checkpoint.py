@@ -20,7 +20,7 @@ from fedrl_cli.metrics import atomic_file
 
 FILE = "checkpoint.pkl"
 # bump whenever what an experiment saves changes shape: older checkpoints are then refused with a clear error
-FORMAT = 1
+FORMAT = 2
 
 
 @dataclass(frozen=True)

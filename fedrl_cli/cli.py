@@ -147,8 +147,10 @@ def resume(
     sweep dir, every job that has not completed (jobs that never started run now), with the sweep's launcher.
 
     Rows written after the checkpoint are cut from the CSVs and the run appends from there. Extra arguments may
-    change Hydra's own settings only, e.g. another launcher. Examples:
+    change where the run computes (backend, workers, ray_address: results do not depend on them) and Hydra's
+    own settings, e.g. another launcher. Examples:
     `fedrl resume outputs/runs/2026-11-22/10-00-00_fastfedpg_tabular`,
+    `fedrl resume outputs/runs/2026-11-22/10-00-00_fedavg_ppo_hopper backend=local`,
     `fedrl resume outputs/sweeps/2026-11-22/10-00-00 hydra/launcher=basic`.
     """
     from fedrl_cli.errors import ResumeError

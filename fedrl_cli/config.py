@@ -7,6 +7,7 @@ turns it into exit code 2. The YAML files under ``conf/`` document each key; thi
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,15 @@ TOP_LEVEL: dict[str, Rule] = {
     "seed": seed(),
     "checkpoint_every": integer(0),
     "progress": BOOLEAN,
+    "backend": one_of("local", "ray"),
+    "workers": integer(1),
+    "ray_address": Rule(
+        lambda v: v is None or v == "auto" or (isinstance(v, str) and re.fullmatch(r"(ray://)?[\w.\-]+:\d+", v)),
+        "null (start a local Ray instance), auto or HOST:PORT",
+    ),
 }
+# keys that say where a run's agents compute, not what they compute: `fedrl resume` may change them
+PLACEMENT_KEYS = ("backend", "workers", "ray_address")
 
 ENVIRONMENTS: dict[str, dict[str, Rule]] = {
     "tabular": {
@@ -183,6 +192,8 @@ ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
 
 
 def _show(value: Any) -> str:
+    if value is None:
+        return "null"
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, bool):
@@ -227,6 +238,22 @@ def _check_tabular_family(env: Mapping[str, Any], n_agents: int) -> None:
     if env["value_rank"] is not None and env["value_rank"] > env["n_states"]:
         raise ConfigError(
             f"env.value_rank={env['value_rank']} is not allowed: it must be at most env.n_states={env['n_states']}"
+        )
+
+
+def _check_placement(cfg: Mapping[str, Any]) -> None:
+    """``backend=ray`` shards a Hopper run's agents, at least one per worker; tabular runs are one process."""
+    if cfg["backend"] != "ray":
+        return
+    if cfg["env"]["name"] == "tabular":
+        raise ConfigError(
+            "backend=ray is not allowed with env=tabular: the tabular algorithms are vectorised in one process; "
+            "use backend=local (sweeps run in parallel with hydra/launcher=ray)"
+        )
+    if cfg["workers"] > cfg["n_agents"]:
+        raise ConfigError(
+            f"workers={cfg['workers']} is not allowed: it must be at most n_agents={cfg['n_agents']} "
+            "(each worker owns at least one agent)"
         )
 
 
@@ -277,6 +304,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("algo.freeze_trunk=true is not allowed without algo.trunk_from: there is no trunk to freeze")
     if env["name"] == "tabular":
         _check_tabular_family(env, cfg["n_agents"])
+    _check_placement(cfg)
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
         if algo["rank"] > dimension:
@@ -304,6 +332,11 @@ def warnings(cfg: Mapping[str, Any]) -> list[str]:
     """Valid settings that a user should know about: one line each."""
     env, algo = cfg["env"], cfg["algo"]
     found = []
+    if cfg["backend"] == "local" and (cfg["workers"] > 1 or cfg["ray_address"] is not None):
+        found.append(
+            f"workers={cfg['workers']} and ray_address={_show(cfg['ray_address'])} are ignored with backend=local: "
+            "every agent runs in this process (set backend=ray to split them over workers)"
+        )
     if algo.get("gradient") == "sampled":
         needed = theorem_horizon(cfg["n_agents"], algo["local_steps"], algo["rounds"], env["gamma"])
         if algo["horizon"] < needed:

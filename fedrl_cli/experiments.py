@@ -136,53 +136,47 @@ def _mean_or_none(values: list[float]) -> float | None:
 
 
 class HopperExperiment:
-    """Single PPO or FedAvg PPO on federated Hopper-v5, batched over agents."""
+    """Single PPO, FedAvg PPO or the subspace actor-critic on federated Hopper-v5, its agents held by
+    :class:`fedrl_cli.workers.ShardedAgents` (in this process, or split over Ray workers with ``backend=ray``)."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        import torch
-
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
-        from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, load_trunk
-        from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
+        from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, read_trunk
         from fedrl_cli.algos.single_ppo import SinglePPO
-        from fedrl_cli.envs.hopper import FederatedHopper, action_maps
+        from fedrl_cli.envs.hopper import action_maps
+        from fedrl_cli.workers import ShardedAgents
 
-        torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and env workers need the cores
         env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
         self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
         self.maps = action_maps(env["action_map"], n_agents, 3, env["action_map_seed"], env["identity_first"])
-        self.envs = FederatedHopper(self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"])
-        settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
-        self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
-        if algo["trunk_from"]:
-            loaded = load_trunk(self.ppo.model, Path(algo["trunk_from"]), algo["freeze_trunk"])
+        trunk = read_trunk(Path(algo["trunk_from"])) if algo["trunk_from"] else None
+        self.agents = ShardedAgents(cfg, trunk)
+        if trunk:
             state = "frozen" if algo["freeze_trunk"] else "trainable"
-            log.info("fedrl: trunk %s (%s) loaded from %s", ", ".join(loaded), state, algo["trunk_from"])
+            log.info("fedrl: trunk %s (%s) loaded from %s", ", ".join(trunk), state, algo["trunk_from"])
         if algo["name"] == "fedsubspace_ac":
-            self.algorithm = FedSubspacePPO(self.ppo, algo["local_steps"], algo["shared_layers"])
+            self.algorithm = FedSubspacePPO(self.agents, algo["local_steps"], algo["shared_layers"])
+        elif algo["name"] == "fedavg_ppo":
+            self.algorithm = FedAvgPPO(self.agents, algo["local_steps"])
         else:
-            self.algorithm = (FedAvgPPO if algo["name"] == "fedavg_ppo" else SinglePPO)(self.ppo, algo["local_steps"])
-        self.round_index, self.round_seconds, self.round_steps = 0, 0.0, 0
+            self.algorithm = SinglePPO(self.agents, algo["local_steps"])
+        self.round_index, self.round_seconds, self.round_steps, self.env_steps = 0, 0.0, 0, 0
         self.stats: dict[str, np.ndarray] = {}
         self.returns: list[list[float]] = [[] for _ in range(n_agents)]
         self.eval_returns: np.ndarray | None = None
 
     def round(self) -> None:
-        start, steps = time.perf_counter(), self.ppo.env_steps
-        iteration_stats, self.returns = self.algorithm.round()
-        self.stats = iteration_stats[-1]  # the round's last PPO update, per agent
+        start = time.perf_counter()
+        self.stats, self.returns, self.round_steps = self.algorithm.round()  # the round's last PPO update's stats
+        self.env_steps += self.round_steps
         self.round_index += 1
-        self.round_seconds, self.round_steps = time.perf_counter() - start, self.ppo.env_steps - steps
+        self.round_seconds = time.perf_counter() - start
         due = self.eval_every and (self.round_index % self.eval_every == 0 or self.round_index == self.rounds)
         self.eval_returns = self.evaluate(self.cfg["algo"]["eval_episodes"]) if due else None
 
     def evaluate(self, episodes: int) -> np.ndarray:
         """Mean return per agent of the deterministic policy on the agent's own environment."""
-        from fedrl_cli.algos.ppo import deterministic_policy
-        from fedrl_cli.envs.hopper import evaluate
-
-        seed = 10_000 + self.cfg["seed"] * 100 + self.round_index
-        return evaluate(deterministic_policy(self.ppo.model), self.maps, self.envs.obs_stats, episodes, seed)
+        return self.agents.evaluate(episodes, 10_000 + self.cfg["seed"] * 100 + self.round_index)
 
     def measure(self) -> Measurement:
         n = len(self.returns)
@@ -199,48 +193,39 @@ class HopperExperiment:
             "eval_return": nothing if self.eval_returns is None else self.eval_returns,
             **{key: self.stats[key] if trained else nothing for key in PPO_STATS},
         }
-        return Measurement(self.ppo.env_steps, self.algorithm.channel.floats, metrics, per_agent)
+        return Measurement(self.env_steps, self.algorithm.channel.floats, metrics, per_agent)
 
     def state(self) -> dict[str, Any]:
-        """Parameters, Adam moments, every agent's generators (torch's for minibatch order, numpy's for action
-        noise), counters and every environment copy mid-episode."""
-        ppo = self.ppo
+        """Every agent's state, gathered from the workers (parameters, Adam moments, generators, environment copies
+        mid-episode: :meth:`fedrl_cli.algos.ppo.PPOAgents.agent_states`), and the counters. It does not depend on
+        how the agents were split, so a run resumes on any backend."""
         return {
-            "model": ppo.model.state_dict(),
-            "optimizer": ppo.optimizer.state_dict(),
-            "minibatch_rngs": [g.get_state() for g in ppo.minibatch_generators],
-            "noise_rngs": ppo.noise_rngs,
-            "iteration": ppo.iteration,
-            "env_steps": ppo.env_steps,
-            "next_obs": ppo.next_obs,
-            "next_done": ppo.next_done,
-            "envs": self.envs.snapshot(),
+            "agents": self.agents.states(),
+            "env_steps": self.env_steps,
             "comm_floats": self.algorithm.channel.floats,
             "round_index": self.round_index,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
-        ppo = self.ppo
-        ppo.model.load_state_dict(state["model"])
-        ppo.optimizer.load_state_dict(state["optimizer"])
-        for generator_, saved in zip(ppo.minibatch_generators, state["minibatch_rngs"], strict=True):
-            generator_.set_state(saved)
-        ppo.noise_rngs, ppo.iteration, ppo.env_steps = state["noise_rngs"], state["iteration"], state["env_steps"]
-        ppo.next_obs, ppo.next_done = state["next_obs"], state["next_done"]
-        self.envs.restore(state["envs"])
-        self.algorithm.channel.floats, self.round_index = state["comm_floats"], state["round_index"]
+        self.agents.restore(state["agents"])
+        self.env_steps, self.round_index = state["env_steps"], state["round_index"]
+        self.algorithm.channel.floats = state["comm_floats"]
 
     def rebuilt(self) -> dict[str, object]:
         return {}
 
     def finish(self, run_dir: Path) -> None:
         """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""
-        from fedrl_cli.algos.ppo import save_model
+        from fedrl_cli.algos.ppo import ActorCritic, save_model
+        from fedrl_cli.envs.hopper import RunningMoments
 
-        save_model(run_dir / "model.pt", self.ppo.model, self.envs.obs_stats, self.maps, self.cfg)
+        parameters, statistics = self.agents.model()
+        model = ActorCritic(self.cfg["n_agents"], self.agents.obs_dim, self.agents.action_dim)
+        model.load_state_dict(parameters)
+        save_model(run_dir / "model.pt", model, RunningMoments(**statistics), self.maps, self.cfg)
 
     def close(self) -> None:
-        self.envs.close()
+        self.agents.close()
 
 
 def build(cfg: dict[str, Any]) -> Experiment:

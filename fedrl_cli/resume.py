@@ -1,5 +1,8 @@
 """What ``fedrl resume PATH`` launches: the run's own command again, into the same dirs, with ``FEDRL_RESUME=1``.
 
+Only where the run computes (``backend``, ``workers``, ``ray_address``: results do not depend on them) and Hydra's
+settings can be changed on resume; every other key stays as the run saved it.
+
 A run dir is launched again as one run with its own overrides (``.hydra/overrides.yaml``) and
 ``hydra.run.dir=PATH``. A sweep dir (it holds Hydra's ``multirun.yaml``) is launched again as the same sweep,
 with the same launcher, and ``hydra.sweep.dir=PATH``: Hydra numbers the jobs in the same order, so each lands in
@@ -20,6 +23,7 @@ from omegaconf import OmegaConf
 
 from fedrl_cli import checkpoint
 from fedrl_cli.app import RESUME_ENV
+from fedrl_cli.config import PLACEMENT_KEYS
 from fedrl_cli.errors import ResumeError
 from fedrl_cli.runs import find_run_dirs, read_summary
 
@@ -79,10 +83,12 @@ def _sweep_size(multirun: Any) -> int | None:
 
 def plan(path: Path, extra: list[str]) -> list[str]:
     """The ``fedrl run`` arguments that resume ``path``, with the Hydra overrides ``extra`` (e.g. another launcher)."""
+    placement = tuple(f"{key}=" for key in PLACEMENT_KEYS)
     for override in extra:
-        if not override.lstrip("+~").startswith(("hydra.", "hydra/")) and not override.startswith("-"):
+        if not override.lstrip("+~").startswith(("hydra.", "hydra/", *placement)) and not override.startswith("-"):
             raise ResumeError(
-                f"{override}: a resumed run keeps its own config; only Hydra's settings (hydra.*, hydra/...) can change"
+                f"{override}: a resumed run keeps its own config; only where it runs ({', '.join(PLACEMENT_KEYS)}) "
+                "and Hydra's settings (hydra.*, hydra/...) can change"
             )
     path = path.resolve()
     if (path / "multirun.yaml").is_file():

@@ -34,18 +34,17 @@ def generator(seed: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=PURPOSES[purpose]))
 
 
-def agent_generators(seed: int, purpose: str, n_agents: int) -> list[np.random.Generator]:
-    """One numpy generator per agent for ``purpose``: agent i's stream depends on ``seed`` and ``i`` only, so an
-    agent draws the same numbers whichever other agents share its process."""
+def agent_generators(seed: int, purpose: str, agents: range) -> list[np.random.Generator]:
+    """One numpy generator per agent of ``agents`` (global indices) for ``purpose``: agent i's stream depends on
+    ``seed`` and ``i`` only, so an agent draws the same numbers whichever other agents share its process."""
     return [
-        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*PURPOSES[purpose], agent)))
-        for agent in range(n_agents)
+        np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(*PURPOSES[purpose], agent))) for agent in agents
     ]
 
 
-def agent_torch_generators(seed: int, purpose: str, n_agents: int) -> list[torch.Generator]:
+def agent_torch_generators(seed: int, purpose: str, agents: range) -> list[torch.Generator]:
     """The torch counterpart of :func:`agent_generators` (seeded from the same per-agent ``SeedSequence``)."""
     import torch
 
-    streams = agent_generators(seed, purpose, n_agents)
+    streams = agent_generators(seed, purpose, agents)
     return [torch.Generator().manual_seed(int(rng.integers(2**63))) for rng in streams]

@@ -52,3 +52,24 @@ def tiny_ppo(n_agents: int, seed: int = 0):
 
     envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
     return PPOAgents(envs, PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4), 4, seed=seed)
+
+
+def compose_config(*overrides: str) -> dict:
+    """The config `fedrl run OVERRIDES` would run, as a plain dict."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from fedrl_cli.app import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        return OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+
+
+def tiny_agents(n_agents: int, algo: str = "fedavg_ppo", *overrides: str):
+    """:class:`ShardedAgents` (local backend) for ``n_agents`` Hopper agents with signed-permutation maps and
+    64-step rollouts."""
+    from fedrl_cli.workers import ShardedAgents
+
+    tiny = [o for o in TINY_PPO if not o.startswith("progress")]
+    cfg = compose_config(f"algo={algo}", *tiny, f"n_agents={n_agents}", "env.action_map=signed_permutation", *overrides)
+    return ShardedAgents(cfg)

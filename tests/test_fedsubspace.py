@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_PPO, fedrl, run_into, tiny_ppo
+from conftest import TINY_PPO, fedrl, run_into, tiny_agents, tiny_ppo
 
 from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC, make_features, orthonormalise
 from fedrl_cli.envs.tabular import CriticMetrics, make_family, softmax, subspace_distance
@@ -142,22 +142,22 @@ TRUNK = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 def test_after_a_round_the_trunk_is_shared_and_the_heads_are_not() -> None:
     from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, in_layers
 
-    ppo = tiny_ppo(3)
-    algorithm = FedSubspacePPO(ppo, local_steps=1, shared_layers=TRUNK)
+    agents = tiny_agents(3, "fedsubspace_ac")
+    algorithm = FedSubspacePPO(agents, local_steps=1, shared_layers=TRUNK)
     algorithm.round()
     shared_size = 0
-    for name, parameter in ppo.model.named_parameters():
-        same = all(np.allclose(parameter[0].detach(), parameter[i].detach()) for i in range(1, 3))
+    for name, parameter in agents.parameters(agents.parameter_names).items():
+        same = all(np.allclose(parameter[0], parameter[i]) for i in range(1, 3))
         assert same == in_layers(name, TRUNK), name
         shared_size += parameter[0].numel() if in_layers(name, TRUNK) else 0
     assert algorithm.channel.floats == 2 * 3 * shared_size
-    ppo.envs.close()
+    agents.close()
 
 
 def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Path) -> None:
     import torch
 
-    from fedrl_cli.algos.fedsubspace_ppo import in_layers, load_trunk
+    from fedrl_cli.algos.fedsubspace_ppo import apply_trunk, in_layers, read_trunk
     from fedrl_cli.algos.ppo import load_model
 
     trained, source = run_into(
@@ -169,9 +169,10 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
         for name, p in load_model(source / "model.pt")[0].named_parameters()
         if in_layers(name, TRUNK)
     }
+    read = read_trunk(source)
+    assert sorted(read) == sorted(trunk)
     ppo = tiny_ppo(2)
-    loaded = load_trunk(ppo.model, source, freeze=True)
-    assert sorted(loaded) == sorted(trunk)
+    apply_trunk(ppo.model, read, freeze=True)
     for name, parameter in ppo.model.named_parameters():
         if name in trunk:
             for agent in range(2):

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_PPO, fedrl, run_into, tiny_ppo
+from conftest import TINY_PPO, fedrl, run_into, tiny_agents, tiny_ppo
 from gymnasium.wrappers.utils import RunningMeanStd
 
 from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
@@ -121,18 +121,18 @@ def test_a_ppo_update_on_a_fixed_batch_lowers_the_clipped_loss() -> None:
 
 
 def test_after_a_fedavg_round_all_agents_hold_the_mean() -> None:
-    agents = tiny_ppo(3)
+    agents = tiny_agents(3)
     algorithm = FedAvgPPO(agents, local_steps=1)
-    agents.iterate()
-    local = [p.detach().clone() for p in agents.model.parameters()]
-    assert not torch.allclose(local[0][0], local[0][1])
+    agents.iterate(1)
+    local = agents.parameters(agents.parameter_names)
+    assert not torch.allclose(local["critic.0.weight"][0], local["critic.0.weight"][1])
     algorithm.average()
-    for before, after in zip(local, agents.model.parameters(), strict=True):
+    for name, after in agents.parameters(agents.parameter_names).items():
         for agent in range(3):
-            torch.testing.assert_close(after[agent], before.mean(0))
-    size = sum(p[0].numel() for p in local)
+            torch.testing.assert_close(after[agent], local[name].mean(0))
+    size = sum(p[0].numel() for p in local.values())
     assert algorithm.channel.floats == 2 * 3 * size
-    agents.envs.close()
+    agents.close()
 
 
 PPO_TINY = (*TINY_PPO, "n_agents=2", "algo.rounds=2")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY_PPO, fedrl, run_into
 
+from fedrl_cli.checkpoint import FORMAT
 from fedrl_cli.metrics import atomic_file
 
 # sampled gradients, ≈10 ms a round here: long enough to kill mid-way, short enough for a test
@@ -224,7 +225,7 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
         tmp_path / "empty": "is not a run dir or a sweep dir: it holds neither summary.json nor multirun.yaml",
         done: "completed 4 rounds: nothing to resume",
         bad: "failed on bad input (n_agents=0 is not allowed: it must be an integer ≥ 1): fix it and start a new run",
-        old: f"was written by fedrl 9.0.0 in checkpoint format 99; this fedrl ({version('fedrl')}) reads format 1",
+        old: f"in checkpoint format 99; this fedrl ({version('fedrl')}) reads format {FORMAT}",
     }
     for path, message in expected.items():
         result = fedrl("resume", str(path), cwd=tmp_path)

@@ -98,17 +98,11 @@ def test_submitit_local_launcher(tmp_path: Path) -> None:
 LAUNCHERS = ["basic", "parallel", "submitit_local", "ray"]
 
 
-def launcher(name: str) -> str:
-    if name == "ray":
-        pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="the Ray launcher is the optional extra .[ray]")
-    return f"hydra/launcher={name}"
-
-
 @pytest.mark.parametrize("name", LAUNCHERS)
 def test_every_launcher_isolates_a_diverging_job_and_bad_input(tmp_path: Path, name: str) -> None:
     result, sweep = multirun(
         tmp_path,
-        launcher(name),
+        f"hydra/launcher={name}",
         "algo.lr=0.5,1e308,-1",
         "algo.gradient=exact",
         "algo.rounds=3",
@@ -136,7 +130,12 @@ def corrupt_trunk_source(tmp_path: Path) -> Path:
 def test_a_job_that_raises_is_marked_failed_and_the_others_complete(tmp_path: Path, name: str) -> None:
     source = corrupt_trunk_source(tmp_path)
     result, sweep = multirun(
-        tmp_path, launcher(name), *TINY_PPO, "algo=fedsubspace_ac", f"algo.trunk_from={source},null", "algo.rounds=1"
+        tmp_path,
+        f"hydra/launcher={name}",
+        *TINY_PPO,
+        "algo=fedsubspace_ac",
+        f"algo.trunk_from={source},null",
+        "algo.rounds=1",
     )
     assert result.returncode == 1
     jobs = {s["config"]["algo"]["trunk_from"]: s for s in job_summaries(sweep).values()}

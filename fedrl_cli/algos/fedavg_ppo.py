@@ -17,18 +17,18 @@ from fedrl_cli.algos.single_ppo import SinglePPO
 
 
 class FedAvgPPO(SinglePPO):
-    def round(self) -> tuple[list[dict[str, np.ndarray]], list[list[float]]]:
+    def round(self) -> tuple[dict[str, np.ndarray], list[list[float]], int]:
         result = super().round()
         self.average()
         return result
 
-    def shared(self) -> list[torch.nn.Parameter]:
+    def shared(self) -> list[str]:
         """What the agents share: every actor and critic parameter."""
-        return list(self.ppo.model.parameters())
+        return self.agents.parameter_names
 
     def average(self) -> None:
         """Every agent sends its shared parameters; the server broadcasts their mean, which every agent adopts."""
         with torch.no_grad():
-            for parameter in self.shared():
-                mean = self.channel.broadcast(self.channel.up(parameter.data).mean(0, keepdim=True))
-                parameter.data.copy_(mean.expand_as(parameter))
+            local = self.agents.parameters(self.shared())
+            mean = {name: self.channel.broadcast(self.channel.up(v).mean(0, keepdim=True)) for name, v in local.items()}
+        self.agents.load_parameters(mean)

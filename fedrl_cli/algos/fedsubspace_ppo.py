@@ -5,18 +5,23 @@ by ``shared_layers`` (by default the actor's and critic's hidden layers): agents
 broadcasts their mean. Kept local: the heads (actor mean layer, log-std, value head), the Adam moments and
 the normalisation statistics, which is what lets each agent fit its own action map.
 
-Transfer: :func:`load_trunk` starts a new run's agents from the trunk of a finished run, frozen or not.
+Transfer: :func:`read_trunk` and :func:`apply_trunk` start a new run's agents from the trunk of a finished run,
+frozen or not.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
 from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
-from fedrl_cli.algos.ppo import PPOAgents, load_model
+from fedrl_cli.algos.ppo import load_model
+
+if TYPE_CHECKING:
+    from fedrl_cli.workers import ShardedAgents
 
 
 def in_layers(name: str, layers: list[str]) -> bool:
@@ -24,26 +29,28 @@ def in_layers(name: str, layers: list[str]) -> bool:
 
 
 class FedSubspacePPO(FedAvgPPO):
-    def __init__(self, ppo: PPOAgents, local_steps: int, shared_layers: list[str]) -> None:
-        super().__init__(ppo, local_steps)
+    def __init__(self, agents: ShardedAgents, local_steps: int, shared_layers: list[str]) -> None:
+        super().__init__(agents, local_steps)
         self.shared_layers = shared_layers
 
-    def shared(self) -> list[nn.Parameter]:
-        return [p for name, p in self.ppo.model.named_parameters() if in_layers(name, self.shared_layers)]
+    def shared(self) -> list[str]:
+        return [name for name in self.agents.parameter_names if in_layers(name, self.shared_layers)]
 
 
-def load_trunk(model: nn.Module, run_dir: Path, freeze: bool) -> list[str]:
-    """Copy the shared trunk of the fedsubspace_ac run in ``run_dir`` into every agent of ``model``; with
-    ``freeze`` it stops learning. Returns the names of the parameters loaded."""
+def read_trunk(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The shared trunk of the fedsubspace_ac run in ``run_dir``: parameter name → its values (leading axis 1)."""
     source, _, _, config = load_model(run_dir / "model.pt")
     if config["algo"]["name"] != "fedsubspace_ac":
         raise ValueError(f"{run_dir} is a {config['algo']['name']} run; a trunk comes from a fedsubspace_ac run")
     layers = config["algo"]["shared_layers"]
-    loaded = []
+    # the trunk is identical across the source's agents
+    return {name: p.detach()[:1].clone() for name, p in source.named_parameters() if in_layers(name, layers)}
+
+
+def apply_trunk(model: nn.Module, trunk: dict[str, torch.Tensor], freeze: bool) -> None:
+    """Copy ``trunk`` (from :func:`read_trunk`) into every agent of ``model``; with ``freeze`` it stops learning."""
+    named = dict(model.named_parameters())
     with torch.no_grad():
-        for (name, parameter), (_, trunk) in zip(model.named_parameters(), source.named_parameters(), strict=True):
-            if in_layers(name, layers):
-                parameter.copy_(trunk[:1].expand_as(parameter))  # the trunk is identical across source agents
-                parameter.requires_grad_(not freeze)
-                loaded.append(name)
-    return loaded
+        for name, value in trunk.items():
+            named[name].copy_(value.expand_as(named[name]))
+            named[name].requires_grad_(not freeze)

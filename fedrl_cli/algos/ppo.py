@@ -55,6 +55,10 @@ class StackedLinear(nn.Module):
         self.bias = nn.Parameter(torch.zeros(n_agents, 1, n_out))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[-1] == 1:
+            # a single output (the value head): a batched matmul of one agent takes a matrix-vector path that
+            # rounds differently from a batch of agents, so it is a product and a sum, which round per agent
+            return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         return torch.baddbmm(self.bias, x, self.weight)
 
 
@@ -152,20 +156,21 @@ def clip_grad_norm_per_agent(parameters: list[nn.Parameter], max_norm: float) ->
 class PPOAgents:
     """N PPO learners on their own environment copies: one ``iterate()`` is one CleanRL iteration for all.
 
-    Everything random comes from per-agent generators seeded by ``seed`` and the agent's index (its weights, its
-    action noise, its minibatch order), so an agent learns the same whichever other agents share the process.
+    Everything random comes from per-agent generators seeded by ``seed`` and the agent's global index (its
+    weights, its action noise, its minibatch order), so an agent learns the same whichever other agents share the
+    process. The agents are those of ``envs`` (global indices from ``envs.first_agent``).
     """
 
     def __init__(self, envs: FederatedHopper, settings: PPOSettings, total_iterations: int, seed: int) -> None:
         self.envs, self.settings, self.total_iterations = envs, settings, total_iterations
-        n = envs.n_agents
-        weights = agent_torch_generators(seed, "ppo_weights", n)
-        self.model = ActorCritic(n, envs.obs_dim, envs.action_dim, weights)
+        agents = range(envs.first_agent, envs.first_agent + envs.n_agents)  # global indices
+        weights = agent_torch_generators(seed, "ppo_weights", agents)
+        self.model = ActorCritic(envs.n_agents, envs.obs_dim, envs.action_dim, weights)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.lr, eps=1e-5, foreach=True)
         self.iteration = 0
         self.env_steps = 0
-        self.noise_rngs = agent_generators(seed, "action_noise", n)  # the rollouts' action noise
-        self.minibatch_generators = agent_torch_generators(seed, "minibatches", n)
+        self.noise_rngs = agent_generators(seed, "action_noise", agents)  # the rollouts' action noise
+        self.minibatch_generators = agent_torch_generators(seed, "minibatches", agents)
         self.next_obs = envs.reset()
         self.next_done = np.zeros((envs.n_agents, envs.n_envs), dtype=np.float32)
 
@@ -267,6 +272,53 @@ class PPOAgents:
             "approx_kl": approx_kl.numpy(),
             "clipfrac": torch.stack(clipfracs).mean(0).numpy(),
         }
+
+    def agent_states(self) -> list[dict[str, Any]]:
+        """Per agent, all its learning continues from: parameters, Adam moments, generators (minibatch order,
+        action noise), counters, the next observation and its environment copies mid-episode."""
+        named = dict(self.model.named_parameters())
+        moments = {name: self.optimizer.state[p] for name, p in named.items() if p in self.optimizer.state}
+        per_copy = self.envs.agent_snapshots()
+        n = self.model.n_agents
+        return [
+            {
+                "parameters": {name: p.detach()[agent].clone() for name, p in named.items()},
+                "adam": {
+                    name: {key: value.clone() if key == "step" else value[agent].clone() for key, value in m.items()}
+                    for name, m in moments.items()
+                },
+                "minibatch_rng": self.minibatch_generators[agent].get_state(),
+                "noise_rng": self.noise_rngs[agent],
+                "iteration": self.iteration,
+                "env_steps": self.env_steps // n,
+                "next_obs": self.next_obs[agent].copy(),
+                "next_done": self.next_done[agent].copy(),
+                "envs": per_copy[agent],
+            }
+            for agent in range(n)
+        ]
+
+    def restore_agents(self, states: list[dict[str, Any]]) -> None:
+        """Continue from :meth:`agent_states` of these agents (taken in any split of the agent axis)."""
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(torch.stack([state["parameters"][name] for state in states]))
+        self.optimizer.state.clear()
+        for name, p in self.model.named_parameters():
+            if name in states[0]["adam"]:
+                saved = [state["adam"][name] for state in states]
+                self.optimizer.state[p] = {
+                    key: value.clone() if key == "step" else torch.stack([m[key] for m in saved])
+                    for key, value in saved[0].items()
+                }
+        for generator, state in zip(self.minibatch_generators, states, strict=True):
+            generator.set_state(state["minibatch_rng"])
+        self.noise_rngs = [state["noise_rng"] for state in states]
+        self.iteration = states[0]["iteration"]
+        self.env_steps = sum(state["env_steps"] for state in states)
+        self.next_obs = np.stack([state["next_obs"] for state in states])
+        self.next_done = np.stack([state["next_done"] for state in states])
+        self.envs.restore_agents([state["envs"] for state in states])
 
     def iterate(self) -> tuple[dict[str, np.ndarray], list[list[float]]]:
         """One PPO iteration for every agent: anneal the step size, collect a rollout, update."""

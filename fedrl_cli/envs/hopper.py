@@ -7,9 +7,11 @@ normalisation (clipped to ±10), each copy with its own statistics (with the def
 per agent). The statistics follow gymnasium's ``NormalizeObservation`` / ``NormalizeReward`` update rules but
 are computed for all copies in one vectorised step: per-copy wrappers cost more than the simulator itself.
 All N·n_envs copies step through one gymnasium vector env (sync, or async with one process per copy),
-agent-major: copy k of agent i is sub-environment ``i·n_envs + k``. :meth:`FederatedHopper.snapshot` captures
-every copy mid-episode (MuJoCo's full integration state, step counts, reset-noise generators, statistics), so a
-restored run steps bit for bit as the original would have.
+agent-major: copy k of agent i is sub-environment ``i·n_envs + k``. A worker that owns agents ``first_agent``
+onwards seeds its copies as the whole run would (copy k of global agent i from ``seed + i·n_envs + k``), so the
+agents' environments do not depend on how the agent axis is split. :meth:`FederatedHopper.agent_snapshots`
+captures every agent's copies mid-episode (MuJoCo's full integration state, step counts, reset-noise
+generators, statistics), so a restored run steps bit for bit as the original would have.
 """
 
 from __future__ import annotations
@@ -100,6 +102,15 @@ class RunningMoments:
     def start(cls, copies: int, shape: tuple[int, ...] = ()) -> RunningMoments:
         return cls(np.zeros((copies, *shape)), np.ones((copies, *shape)), np.full(copies, 1e-4))
 
+    def rows(self, copies: slice) -> RunningMoments:
+        """The statistics of ``copies`` (copied)."""
+        return RunningMoments(self.mean[copies].copy(), self.var[copies].copy(), self.count[copies].copy())
+
+    @classmethod
+    def stack(cls, parts: list[RunningMoments]) -> RunningMoments:
+        """The copies of ``parts``, one after another."""
+        return cls(*(np.concatenate([getattr(p, name) for p in parts]) for name in ("mean", "var", "count")))
+
     def update(self, sample: np.ndarray) -> None:
         count = self.count.reshape(-1, *([1] * (sample.ndim - 1)))
         delta = sample - self.mean
@@ -124,8 +135,10 @@ class FederatedHopper:
         vector: str = "sync",
         training: bool = True,
         observation_statistics: RunningMoments | None = None,
+        first_agent: int = 0,
     ) -> None:
         self.maps, self.n_envs, self.gamma, self.seed, self.training = maps, n_envs, gamma, seed, training
+        self.first_agent = first_agent
         self.n_agents = maps.shape[0]
         copies = self.n_agents * n_envs
         kind = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
@@ -156,7 +169,8 @@ class FederatedHopper:
 
     def reset(self) -> np.ndarray:
         """Normalised observations (N, n_envs, obs_dim)."""
-        obs, _ = self.envs.reset(seed=[self.seed + i for i in range(self.n_agents * self.n_envs)])
+        first = self.seed + self.first_agent * self.n_envs
+        obs, _ = self.envs.reset(seed=[first + i for i in range(self.n_agents * self.n_envs)])
         return self._normalise(obs)
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[float]]]:
@@ -175,34 +189,52 @@ class FederatedHopper:
             reward = np.clip(reward / np.sqrt(self.return_stats.var + EPSILON), -REWARD_CLIP, REWARD_CLIP)
         return self._normalise(obs), self._agent_major(reward), self._agent_major(done), finished
 
-    def snapshot(self) -> dict[str, object]:
-        """The copies' simulator states and this wrapper's statistics and running sums (see :meth:`restore`)."""
-        fields = ("obs_stats", "return_stats", "discounted_return", "episode_return", "raw_obs")
-        return {
-            "simulators": list(self.envs.get_attr("simulator_state")),
-            **{name: getattr(self, name) for name in fields},
-        }
+    _PER_COPY = ("discounted_return", "episode_return", "raw_obs")
 
-    def restore(self, snapshot: dict[str, object]) -> None:
-        """Put every copy back where :meth:`snapshot` found it (the vector env must have been reset once)."""
-        self.envs.set_attr("simulator_state", snapshot["simulators"])
-        for name, value in snapshot.items():
-            if name != "simulators":
-                setattr(self, name, value)
+    def agent_snapshots(self) -> list[dict[str, object]]:
+        """Per agent: its copies' simulator states, normalisation statistics and running sums (see
+        :meth:`restore_agents`, which takes any agents' snapshots in the order of this env's agents)."""
+        simulators = list(self.envs.get_attr("simulator_state"))
+        snapshots = []
+        for agent in range(self.n_agents):
+            copies = slice(agent * self.n_envs, (agent + 1) * self.n_envs)
+            snapshots.append(
+                {
+                    "simulators": simulators[copies],
+                    "obs_stats": self.obs_stats.rows(copies),
+                    "return_stats": self.return_stats.rows(copies),
+                    **{name: getattr(self, name)[copies].copy() for name in self._PER_COPY},
+                }
+            )
+        return snapshots
+
+    def restore_agents(self, snapshots: list[dict[str, object]]) -> None:
+        """Put every copy back where :meth:`agent_snapshots` found it (the vector env must have been reset once)."""
+        self.envs.set_attr("simulator_state", [state for s in snapshots for state in s["simulators"]])
+        self.obs_stats = RunningMoments.stack([s["obs_stats"] for s in snapshots])
+        self.return_stats = RunningMoments.stack([s["return_stats"] for s in snapshots])
+        for name in self._PER_COPY:
+            setattr(self, name, np.concatenate([s[name] for s in snapshots]))
 
     def close(self) -> None:
         self.envs.close()
 
 
 def evaluate(
-    policy: Callable[[np.ndarray], np.ndarray], maps: np.ndarray, statistics: RunningMoments, episodes: int, seed: int
+    policy: Callable[[np.ndarray], np.ndarray],
+    maps: np.ndarray,
+    statistics: RunningMoments,
+    episodes: int,
+    seed: int,
+    first_agent: int = 0,
 ) -> np.ndarray:
     """Mean raw return per agent of ``episodes`` episodes on a fresh copy with the agent's map and its first
-    training copy's observation statistics, frozen; ``policy`` maps (N, obs_dim) to (N, A)."""
+    training copy's observation statistics, frozen; ``policy`` maps (N, obs_dim) to (N, A). Agent i (global
+    index ``first_agent + i``) evaluates on a copy seeded ``seed + first_agent + i``."""
     n_agents = maps.shape[0]
     first_copies = np.arange(n_agents) * (statistics.count.shape[0] // n_agents)
     frozen = RunningMoments(statistics.mean[first_copies], statistics.var[first_copies], statistics.count[first_copies])
-    envs = FederatedHopper(maps, 1, 0.99, seed, training=False, observation_statistics=frozen)
+    envs = FederatedHopper(maps, 1, 0.99, seed, training=False, observation_statistics=frozen, first_agent=first_agent)
     returns: list[list[float]] = [[] for _ in range(n_agents)]
     obs = envs.reset()
     while min(len(r) for r in returns) < episodes:
