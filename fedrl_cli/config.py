@@ -105,7 +105,8 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "action_map": one_of("none", "signed_permutation", "permutation", "gain"),
         "action_map_seed": seed(),
         "identity_first": BOOLEAN,
-        "vector": one_of("sync", "async"),
+        "vector": one_of("batched", "sync", "async"),
+        "physics_threads": integer(1),
     },
 }
 

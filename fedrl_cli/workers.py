@@ -2,9 +2,9 @@
 
 A shard holds its agents' environment copies, stacked parameters, Adam moments, normalisation statistics and
 generators, and runs their PPO iterations. ``backend=local`` keeps one shard with every agent in this process;
-``backend=ray`` makes each of ``workers`` shards a Ray actor (one CPU each), so that between communications the
-agents run in parallel and only what the algorithm shares crosses between the driver and the workers. Results do
-not depend on the split: every agent's randomness, environment seeds and arithmetic are its own
+``backend=ray`` makes each of ``workers`` shards a Ray actor (with ``env.physics_threads`` CPUs), so that between
+communications the agents run in parallel and only what the algorithm shares crosses between the driver and the
+workers. Results do not depend on the split: every agent's randomness, environment seeds and arithmetic are its own
 (:mod:`fedrl_cli.seeding`, :class:`fedrl_cli.algos.ppo.PPOAgents`), which the tests check bit for bit.
 """
 
@@ -51,7 +51,13 @@ class AgentShard:
         maps = action_maps(env["action_map"], n, 3, env["action_map_seed"], env["identity_first"])
         self.maps = maps[agents.start : agents.stop]
         self.envs = FederatedHopper(
-            self.maps, env["n_envs"], algo["gamma"], cfg["seed"], env["vector"], first_agent=agents.start
+            self.maps,
+            env["n_envs"],
+            algo["gamma"],
+            cfg["seed"],
+            env["vector"],
+            first_agent=agents.start,
+            physics_threads=env["physics_threads"],
         )
         settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
         self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
@@ -131,10 +137,11 @@ class ShardedAgents:
         self.slices = agent_slices(self.n_agents, cfg["workers"] if self.remote else 1)
         self.started_ray = False
         if self.remote:
-            self.started_ray = start_ray(cfg["ray_address"], len(self.slices))
+            threads = cfg["env"]["physics_threads"] if cfg["env"]["vector"] == "batched" else 1  # CPUs per worker
+            self.started_ray = start_ray(cfg["ray_address"], len(self.slices) * threads)
             import ray
 
-            actor = ray.remote(num_cpus=1)(AgentShard)
+            actor = ray.remote(num_cpus=threads)(AgentShard)
             self.shards: list[Any] = [actor.remote(cfg, agents, trunk) for agents in self.slices]
         else:
             self.shards = [AgentShard(cfg, self.slices[0], trunk)]
@@ -223,9 +230,9 @@ class ShardedAgents:
             ray.shutdown()
 
 
-def start_ray(address: str | None, workers: int) -> bool:
+def start_ray(address: str | None, cpus: int) -> bool:
     """Connect to Ray: join the cluster at ``address`` (``auto`` or ``HOST:PORT``), or start a local instance with
-    at least ``workers`` CPUs when it is None. Returns whether this call started it (and must shut it down);
+    at least ``cpus`` CPUs when it is None. Returns whether this call started it (and must shut it down);
     a run launched inside a Ray job (the Ray sweep launcher) uses the running one."""
     import ray
 
@@ -233,12 +240,12 @@ def start_ray(address: str | None, workers: int) -> bool:
         return False
     settings: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
-        ray.init(num_cpus=max(workers, os.cpu_count() or 1), **settings)
+        ray.init(num_cpus=max(cpus, os.cpu_count() or 1), **settings)
     else:
         ray.init(address=address, **settings)
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if cpus < workers:
+    available = ray.cluster_resources().get("CPU", 0)
+    if available < cpus:
         ray.shutdown()
         where = f"the Ray cluster at {address}" if address else "the local Ray instance"
-        raise RunFailed(f"workers={workers} needs {workers} CPUs (one per worker); {where} has {cpus:g}")
+        raise RunFailed(f"the workers need {cpus} CPUs (workers × env.physics_threads); {where} has {available:g}")
     return True

@@ -2,7 +2,8 @@
 
 Prints: plain gymnasium Hopper-v5 stepped with random actions on one core (the env-only rate, the reference);
 fedavg_ppo with CleanRL's PPO settings (2048 steps per agent per iteration, 10 epochs of 32 minibatches) and
-signed-permutation maps at N = 1, 4, 8 with ``backend=local`` and at N = 4, 8 with ``backend=ray workers=2``
+signed-permutation maps at N = 1, 4, 8 with ``backend=local`` (batched physics, the default; at N = 8 also
+gymnasium's own envs, ``env.vector=sync``, and two physics threads) and at N = 4, 8 with ``backend=ray workers=2``
 (one local Ray instance started here; rollouts, updates, averaging and the transfers to and from the workers
 included); and single_ppo at N = 1 next to a CleanRL-style loop (one environment, gymnasium's wrappers, torch
 acting step by step, the same hyperparameters), which is what fedrl's single-agent path is measured against.
@@ -46,7 +47,7 @@ def env_only_rate(seconds: float) -> float:
     return best
 
 
-def config(algo: str, n_agents: int, iterations: int, backend: str, workers: int) -> dict:
+def config(algo: str, n_agents: int, iterations: int, placement: tuple[str, ...]) -> dict:
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -60,16 +61,16 @@ def config(algo: str, n_agents: int, iterations: int, backend: str, workers: int
         "algo.local_steps=1",
         f"algo.rounds={iterations + 1}",
         "algo.eval_every=0",
-        f"backend={backend}",
-        f"workers={workers}",
+        *placement,
     ]
     with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
         return OmegaConf.to_container(compose("config", overrides=overrides), resolve=True)
 
 
-def fedrl_rate(algo: str, n_agents: int, iterations: int, backend: str = "local", workers: int = 1) -> float:
-    """End-to-end environment steps per second of ``iterations`` rounds of one PPO iteration each."""
-    experiment = HopperExperiment(config(algo, n_agents, iterations, backend, workers))
+def fedrl_rate(algo: str, n_agents: int, iterations: int, *placement: str) -> float:
+    """End-to-end environment steps per second of ``iterations`` rounds of one PPO iteration each, with the
+    ``placement`` overrides (backend, workers, env.vector, env.physics_threads)."""
+    experiment = HopperExperiment(config(algo, n_agents, iterations, placement))
     experiment.round()  # warm-up
     start, steps = time.perf_counter(), experiment.env_steps
     for _ in range(iterations):
@@ -194,20 +195,33 @@ def main() -> None:
     print(f"fedrl Hopper-v5 benchmark — torch {torch.__version__}, gymnasium {gym.__version__}, ray {ray.__version__}")
     print(f"{os.cpu_count()} cores; CleanRL's PPO settings, signed-permutation maps, {args.iterations} timed iters")
     print(f"env-only: plain {ENV_ID}, random actions, one core: {reference:,.0f} steps/s\n")
-    print(f"{'run':44} {'steps/s':>9} {'vs env-only':>12} {'vs local':>9}")
+    print(f"{'run':52} {'steps/s':>9} {'vs env-only':>12} {'vs local':>9}")
+
+    def show(label: str, rate: float, local: float | None = None) -> None:
+        versus = f"{rate / local:>8.2f}×" if local else ""
+        print(f"{label:52} {rate:>9,.0f} {rate / reference:>11.0%} {versus}", flush=True)
+
     local: dict[int, float] = {}
     for n_agents in (1, 4, 8):
         local[n_agents] = fedrl_rate("fedavg_ppo", n_agents, args.iterations)
-        print(f"{'fedavg_ppo N=' + str(n_agents) + ', backend=local':44} {local[n_agents]:>9,.0f} "
-              f"{local[n_agents] / reference:>11.0%}")  # fmt: skip
+        show(f"fedavg_ppo N={n_agents}, backend=local", local[n_agents])
+    show(
+        "fedavg_ppo N=8, local, env.vector=sync (gymnasium)",
+        fedrl_rate("fedavg_ppo", 8, args.iterations, "env.vector=sync"),
+        local[8],
+    )
+    show(
+        "fedavg_ppo N=8, local, env.physics_threads=2",
+        fedrl_rate("fedavg_ppo", 8, args.iterations, "env.physics_threads=2"),
+        local[8],
+    )
     for n_agents in (4, 8):
-        rate = fedrl_rate("fedavg_ppo", n_agents, args.iterations, "ray", 2)
-        print(f"{'fedavg_ppo N=' + str(n_agents) + ', backend=ray workers=2':44} {rate:>9,.0f} "
-              f"{rate / reference:>11.0%} {rate / local[n_agents]:>8.2f}×")  # fmt: skip
+        rate = fedrl_rate("fedavg_ppo", n_agents, args.iterations, "backend=ray", "workers=2")
+        show(f"fedavg_ppo N={n_agents}, backend=ray workers=2", rate, local[n_agents])
     single = fedrl_rate("single_ppo", 1, args.iterations)
     cleanrl = cleanrl_style_rate(args.iterations)
-    print(f"{'single_ppo N=1, backend=local':44} {single:>9,.0f} {single / reference:>11.0%}")
-    print(f"{'CleanRL-style loop (1 env, torch per step)':44} {cleanrl:>9,.0f} {cleanrl / reference:>11.0%}")
+    show("single_ppo N=1, backend=local", single)
+    show("CleanRL-style loop (1 env, torch per step)", cleanrl)
     print(f"\nsingle_ppo / CleanRL-style: {single / cleanrl:.2f}×")
     ray.shutdown()
 

@@ -160,7 +160,7 @@ def test_every_tabular_algorithm_resumes_exactly(tmp_path: Path, algo: str) -> N
     assert (run_dir / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
 
 
-@pytest.mark.parametrize("vector", ["sync", "async"])
+@pytest.mark.parametrize("vector", ["batched", "sync", "async"])
 def test_hopper_resume_is_bit_identical_mid_episode(tmp_path: Path, vector: str) -> None:
     """Parameters, Adam moments, both generators, normalisation statistics and every MuJoCo copy mid-episode
     are restored, so the resumed rounds (4 and 5, with an evaluation at 4) equal the uninterrupted ones."""

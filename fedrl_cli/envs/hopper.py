@@ -6,8 +6,10 @@ rewards, action clipping, running observation normalisation (clipped to ±10) an
 normalisation (clipped to ±10), each copy with its own statistics (with the default ``n_envs = 1``, one set
 per agent). The statistics follow gymnasium's ``NormalizeObservation`` / ``NormalizeReward`` update rules but
 are computed for all copies in one vectorised step: per-copy wrappers cost more than the simulator itself.
-All N·n_envs copies step through one gymnasium vector env (sync, or async with one process per copy),
-agent-major: copy k of agent i is sub-environment ``i·n_envs + k``. A worker that owns agents ``first_agent``
+All N·n_envs copies step through one vector env, agent-major (copy k of agent i is sub-environment
+``i·n_envs + k``): by default :class:`~fedrl_cli.envs.batched_hopper.BatchedHopper`, whose physics for all copies is
+one batched MuJoCo call per step (bit for bit gymnasium's Hopper-v5, about twice as fast), or gymnasium's own
+``Hopper-v5`` copies in a sync or async vector env, the reference path. A worker that owns agents ``first_agent``
 onwards seeds its copies as the whole run would (copy k of global agent i from ``seed + i·n_envs + k``), so the
 agents' environments do not depend on how the agent axis is split. :meth:`FederatedHopper.agent_snapshots`
 captures every agent's copies mid-episode (MuJoCo's full integration state, step counts, reset-noise
@@ -23,6 +25,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from fedrl_cli.envs.batched_hopper import BatchedHopper
 from fedrl_cli.seeding import generator
 
 ENV_ID = "Hopper-v5"
@@ -132,17 +135,21 @@ class FederatedHopper:
         n_envs: int,
         gamma: float,
         seed: int,
-        vector: str = "sync",
+        vector: str = "batched",
         training: bool = True,
         observation_statistics: RunningMoments | None = None,
         first_agent: int = 0,
+        physics_threads: int = 1,
     ) -> None:
         self.maps, self.n_envs, self.gamma, self.seed, self.training = maps, n_envs, gamma, seed, training
         self.first_agent = first_agent
         self.n_agents = maps.shape[0]
         copies = self.n_agents * n_envs
-        kind = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
-        self.envs = kind([_make_env] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        if vector == "batched":
+            self.envs: gym.vector.VectorEnv = BatchedHopper(copies, physics_threads)
+        else:
+            kind = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
+            self.envs = kind([_make_env] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.obs_dim = self.envs.single_observation_space.shape[0]
         self.action_dim = self.envs.single_action_space.shape[0]
         self.copy_maps = np.repeat(maps, n_envs, axis=0)  # (copies, A, A)
