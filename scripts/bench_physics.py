@@ -60,7 +60,9 @@ def main() -> None:
         f"BatchedHopper benchmark — mujoco {mujoco.__version__}, gymnasium {gym.__version__}, numpy {np.__version__},"
         f" {os.cpu_count()} CPUs; env steps/s (× = ratio to the SyncVectorEnv reference)\n"
     )
-    header = f"{'C':>3} {'SyncVectorEnv':>13}" + "".join(f" {f'batched, {t} thread(s)':>20}" for t in THREADS)
+    header = f"{'C':>3} {'SyncVectorEnv':>13}" + "".join(
+        f" {f'batched, {t} thread' + 's' * (t > 1):>20}" for t in THREADS
+    )
     print(header)
     for copies in args.copies:
         reference = rate(reference_envs, copies, args.seconds)
