@@ -119,9 +119,16 @@ def group_keys(results: Results) -> list[str]:
 
 def _label(keys: dict[str, object], shown: list[str], tuned: dict[str, object] | None = None) -> str:
     parts = [str(keys["algo"])] if "algo" in keys else []
-    parts += [f"{SHORT_NAMES.get(k, k)}={keys[k]}" for k in shown if k != "algo"]
+    parts += [f"{SHORT_NAMES.get(k, k)}={_shown(keys[k])}" for k in shown if k != "algo"]
     parts += [f"{SHORT_NAMES.get(k, k)}*={_value(v)}" for k, v in (tuned or {}).items()]
     return " ".join(parts)
+
+
+def _shown(value: object) -> object:
+    """A value in a legend: a path (a run dir given as ``algo.trunk_from``) by its last component, a null as null."""
+    if isinstance(value, float) and np.isnan(value) or value is None:
+        return "null"
+    return Path(value).name if isinstance(value, str) and "/" in value else value
 
 
 def _value(value: object) -> str:

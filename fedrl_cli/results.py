@@ -54,11 +54,19 @@ class Results:
         full = {ALIASES.get(key, key) for key in self.tuned}
         return {*self.tuned, *full, *(alias for alias, key in ALIASES.items() if key in full)}
 
+    def _varies(self, column: str) -> bool:
+        """Two runs differ in ``column``: two values, or, within one algorithm, a value and null (a transfer run
+        with ``algo.trunk_from`` and one without; a key that only another algorithm has is not a difference)."""
+        values = self.frame[column].astype(str)
+        if values.nunique() > 1:
+            return True
+        return "algo" in self.frame and bool((values.groupby(self.frame["algo"]).nunique(dropna=False) > 1).any())
+
     def varying(self) -> list[str]:
         """Config columns whose value differs between loaded runs, except seeds (the replicate axis) and tuned keys."""
         tuned = self.tuned_columns()
         columns = [c for c in self.config_columns if c not in NOT_GROUPING and not is_replicate(c) and c not in tuned]
-        varied = [c for c in columns if self.frame[c].astype(str).nunique() > 1]
+        varied = [c for c in columns if self._varies(c)]
         # a short alias and its full key vary together: keep the alias only
         return [c for c in varied if not any(ALIASES.get(alias) == c for alias in varied)]
 
@@ -69,16 +77,18 @@ def is_replicate(key: str) -> bool:
 
 
 def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
-    """``{"algo": {"name": "x", "lr": 1}}`` → ``{"algo": "x", "algo.lr": 1}``, plus the short aliases."""
+    """``{"algo": {"name": "x", "lr": 1, "layers": ["a", "b"]}}`` → ``{"algo": "x", "algo.lr": 1, "algo.layers":
+    "a,b"}``, plus the short aliases (a list becomes one comma-joined value, so runs that differ in it are
+    different groups)."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
             flat[key] = value.get("name")
             flat.update(
                 {
-                    f"{key}.{sub}": item
+                    f"{key}.{sub}": ",".join(map(str, item)) if isinstance(item, list) else item
                     for sub, item in value.items()
-                    if sub != "name" and not isinstance(item, dict | list)
+                    if sub != "name" and not isinstance(item, dict)
                 }
             )
         elif key != "hydra":

@@ -170,6 +170,32 @@ def test_results_join_config_to_rows(tmp_path: Path) -> None:
     assert row["gap"] == 0.25 and row["status"] == "completed"
 
 
+def test_runs_that_differ_in_a_list_valued_key_are_different_groups(tmp_path: Path) -> None:
+    for name, layers, gaps in (("a", ["critic.0", "critic.2"], [1.0, 0.5]), ("b", ["actor_mean.0"], [1.0, 0.1])):
+        write_run(tmp_path / name, "fedsubspace_ac", 2, 0, gaps)
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        summary["config"]["algo"]["shared_layers"] = layers
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    results = load_results([tmp_path])
+    assert "algo.shared_layers" in results.varying()
+    report = make_plots(results, tmp_path / "plots", metric="gap")
+    finals = dict(zip(report.summary["algo.shared_layers"], report.summary["final_mean"], strict=True))
+    assert finals == {"critic.0,critic.2": 0.5, "actor_mean.0": 0.1}
+
+
+def test_runs_with_and_without_a_trunk_are_different_groups(tmp_path: Path) -> None:
+    """A null and a value of one key, within one algorithm, separate runs (scratch vs a transferred trunk)."""
+    for name, trunk, gaps in (("scratch", None, [1.0, 0.5]), ("trunk", "runs/source", [1.0, 0.1])):
+        write_run(tmp_path / name, "single_ppo", 1, 0, gaps)
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        summary["config"]["algo"]["trunk_from"] = trunk
+        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
+    results = load_results([tmp_path])
+    assert "algo.trunk_from" in results.varying()
+    report = make_plots(results, tmp_path / "plots", metric="gap")
+    assert sorted(report.summary["final_mean"]) == [0.1, 0.5]
+
+
 def test_plot_errors_exit_2_with_one_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     for args, message in (
