@@ -126,7 +126,7 @@ def _label(keys: dict[str, object], shown: list[str], tuned: dict[str, object] |
 
 def _shown(value: object) -> object:
     """A value in a legend: a path (a run dir given as ``algo.trunk_from``) by its last component, a null as null."""
-    if isinstance(value, float) and np.isnan(value) or value is None:
+    if (isinstance(value, float) and np.isnan(value)) or value is None:
         return "null"
     return Path(value).name if isinstance(value, str) and "/" in value else value
 
