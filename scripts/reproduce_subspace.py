@@ -16,8 +16,9 @@
 it at CleanRL's 1M steps per agent (about 2 hours on 2 cores); the default `reduced` at 163,840 (about 35
 minutes); the ablation always runs at the reduced budget. Run with `make reproduce-subspace` or
 `python scripts/reproduce_subspace.py [--out DIR] [--part tabular|hopper|all] [--hopper-budget reduced|full]
-[--hopper-seeds S] [--workers W] [--scale S] [--seeds S] [--reuse]` (`--workers W` shards each Hopper run over W
-Ray workers and runs cores // W runs at once; `--scale 0.1` shrinks every Hopper budget tenfold, for a quick look).
+[--hopper-seeds S] [--transfer-seeds S] [--workers W] [--scale S] [--seeds S] [--reuse]` (`--workers W` shards
+each Hopper run over W Ray workers and runs cores // W runs at once; `--scale 0.1` shrinks every Hopper budget
+tenfold, for a quick look).
 """
 
 from __future__ import annotations
@@ -293,7 +294,9 @@ def seed_summary(frame: pd.DataFrame, key: str, value: str = "eval_return") -> p
     return pd.DataFrame(rows)
 
 
-def hopper_part(out: Path, jobs: int, scale: float, reuse: bool, budget: str, seeds: int, workers: int) -> str:
+def hopper_part(
+    out: Path, jobs: int, scale: float, reuse: bool, budget: str, seeds: int, transfer_seeds: int, workers: int
+) -> str:
     """Sweeps for (ii), the sharing ablation and (iii), their figures, data files, and the text of report.md."""
     rounds = {part: max(1, round(value * scale)) for part, value in HOPPER_BUDGETS[budget].items()}
     placement = ["backend=ray", f"workers={workers}"] if workers > 1 else []
@@ -366,7 +369,7 @@ def hopper_part(out: Path, jobs: int, scale: float, reuse: bool, budget: str, se
         "env.action_map=signed_permutation",
         "env.action_map_seed=999",
         "env.identity_first=false",
-        f"seed={seed_list}",
+        f"seed={','.join(map(str, range(transfer_seeds)))}",
         "++algo.eval_every=2",
         "++algo.eval_episodes=5",
         "progress=false",
@@ -452,7 +455,8 @@ Per agent (mean over seeds; the difference's interval resamples seeds):
 
 `{transfer_command}`
 
-The trunk comes from the seed-0 `fedsubspace_ac` run of (ii); the new agent's map is drawn from seed 999. The
+The trunk comes from the seed-0 `fedsubspace_ac` run of (ii); the new agent's map is drawn from seed 999;
+{transfer_seeds} seeds per setting. The
 budget ({rounds["transfer"] * 8192:,} steps) is one where scratch is still learning: the curves below show it.
 `curve_mean` is the mean of the agent's evaluations over the run (how fast it learns).
 
@@ -476,7 +480,8 @@ def main() -> None:
         default="reduced",
         help="Hopper steps per agent: reduced (163,840; about an hour on 2 cores) or full (999,424, CleanRL's 1M)",
     )
-    parser.add_argument("--hopper-seeds", type=int, default=3, help="seeds of every Hopper setting")
+    parser.add_argument("--hopper-seeds", type=int, default=3, help="seeds of the comparison and the ablation")
+    parser.add_argument("--transfer-seeds", type=int, default=5, help="seeds of each transfer setting")
     parser.add_argument(
         "--workers",
         type=int,
