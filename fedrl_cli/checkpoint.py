@@ -2,9 +2,11 @@
 
 ``checkpoint.pkl`` in the run dir holds two pickles: a small :class:`Header` (format, fedrl version, round,
 elapsed seconds, the CSVs' byte sizes), read alone to check compatibility, then the experiment's state
-(:meth:`Experiment.state`). Objects that the config rebuilds exactly (a tabular MDP family) are not stored: the
-experiment names them in ``rebuilt()`` and loading plugs the fresh ones back in. The file is written to a temp
-file, synced and renamed over the previous one, so at any moment the run dir holds one complete checkpoint.
+(:meth:`Experiment.state`: numpy arrays and generators, and the project's own state classes). Reading one never
+runs code from the file: the unpickler loads only the types it allows and refuses the file otherwise. Objects
+that the config rebuilds exactly (a tabular MDP family) are not stored: the experiment names them in
+``rebuilt()`` and loading plugs the fresh ones back in. The file is written to a temp file, synced and renamed
+over the previous one, so at any moment the run dir holds one complete checkpoint.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from fedrl_cli.metrics import atomic_file
 
 FILE = "checkpoint.pkl"
 # bump whenever what an experiment saves changes shape: older checkpoints are then refused with a clear error
-FORMAT = 2
+FORMAT = 3
 
 
 @dataclass(frozen=True)
@@ -51,13 +53,52 @@ class _Pickler(pickle.Pickler):
         return self.names.get(id(obj))
 
 
+# everything a checkpoint may name: the project's own state classes, and numpy's arrays, scalars and generators;
+# anything else (os.system, builtins.eval, torch's nested loaders, ...) is refused before it is looked up
+_NUMPY = [
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.random._pickle", "__generator_ctor"),
+    ("numpy.random._pickle", "__bit_generator_ctor"),
+    ("numpy.random._pcg64", "PCG64"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("numpy.random.bit_generator", "SeedSequence"),
+    *((f"numpy.{core}.{module}", name) for core in ("_core", "core") for module, name in (
+        ("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer"),
+    )),
+]  # fmt: skip
+_PROJECT = [
+    ("fedrl_cli.algos.common", "Channel"),
+    ("fedrl_cli.algos.common", "GradientOracle"),
+    ("fedrl_cli.algos.common", "StepSizeSchedule"),
+    ("fedrl_cli.algos.fastfedpg", "FastFedPG"),
+    ("fedrl_cli.algos.fedavg_pg", "FedAvgPG"),
+    ("fedrl_cli.algos.local_pg", "LocalPG"),
+    ("fedrl_cli.algos.fedsubspace_ac", "FedSubspaceAC"),
+    ("fedrl_cli.envs.hopper", "RunningMoments"),
+]
+ALLOWED = frozenset([*_NUMPY, *_PROJECT])
+
+
+class _Refused(pickle.UnpicklingError):
+    """The file names something a checkpoint never holds."""
+
+
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, file: Any, rebuilt: dict[str, object]) -> None:
+    """Loads only what :data:`ALLOWED` names, so reading a checkpoint never runs code from the file. With
+    ``rebuilt`` None it only checks the file (the rebuilt objects are left as None)."""
+
+    def __init__(self, file: Any, rebuilt: dict[str, object] | None) -> None:
         super().__init__(file)
         self.rebuilt = rebuilt
 
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in ALLOWED:
+            raise _Refused(f"it names {module}.{name}, which a fedrl checkpoint never holds")
+        return super().find_class(module, name)
+
     def persistent_load(self, name: str) -> object:
-        return self.rebuilt[name]
+        return None if self.rebuilt is None else self.rebuilt[name]
 
 
 def save(run_dir: Path, header: Header, state: Any, rebuilt: dict[str, object]) -> None:
@@ -76,7 +117,7 @@ def read_header(run_dir: Path) -> Header | None:
         return None
     try:
         with path.open("rb") as handle:
-            header = Header(**pickle.load(handle))
+            header = Header(**_Unpickler(handle, None).load())
     except Exception as error:
         raise ResumeError(f"{path} is not a fedrl checkpoint this version can read ({type(error).__name__})") from None
     if header.format != FORMAT:
@@ -84,6 +125,13 @@ def read_header(run_dir: Path) -> Header | None:
             f"{path} was written by fedrl {header.fedrl or '?'} in checkpoint format {header.format}; this fedrl "
             f"({_version()}) reads format {FORMAT}: resume it with that version, or start the run again"
         )
+    try:
+        load_state(run_dir, None)
+    except Exception as error:
+        reason = str(error) if isinstance(error, _Refused) else f"it is cut short or damaged ({error})"
+        raise ResumeError(
+            f"{path} cannot be loaded: {reason}; nothing was run. Start the run again (or restore the file)"
+        ) from None
     return header
 
 
@@ -92,8 +140,9 @@ def discard(run_dir: Path) -> None:
     (run_dir / FILE).unlink(missing_ok=True)
 
 
-def load_state(run_dir: Path, rebuilt: dict[str, object]) -> Any:
-    """The experiment state of ``run_dir``'s checkpoint, with the ``rebuilt`` objects plugged back in."""
+def load_state(run_dir: Path, rebuilt: dict[str, object] | None) -> Any:
+    """The experiment state of ``run_dir``'s checkpoint, with the ``rebuilt`` objects plugged back in (None: only
+    check that it loads). Only the types of :data:`ALLOWED` are loaded: a file naming anything else is refused."""
     with (run_dir / FILE).open("rb") as handle:
-        pickle.load(handle)  # the header, checked by read_header
+        _Unpickler(handle, None).load()  # the header, checked by read_header
         return _Unpickler(handle, rebuilt).load()

@@ -240,6 +240,9 @@ def start_ray(address: str | None, cpus: int) -> bool:
         return False
     settings: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
     if address is None:
+        # Ray runs its workers at nice 15, below every other process; ours do the run's work (the driver mostly
+        # waits), so they run at normal priority, or any other load on the machine would starve them
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=max(cpus, os.cpu_count() or 1), **settings)
     else:
         ray.init(address=address, **settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import pickle
 import shutil
 import signal
@@ -235,6 +236,38 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     result = fedrl("resume", str(old), "algo.lr=2", cwd=tmp_path)
     assert result.returncode == 2
     assert "algo.lr=2: a resumed run keeps its own config" in result.stderr
+
+
+class _Payload:
+    """What a hostile checkpoint holds: unpickling it would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_checkpoint_that_would_run_code_or_is_cut_short_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Loading a checkpoint never runs code from the file: a `__reduce__` payload is refused before it runs;
+    a truncated checkpoint is refused too (exit 2, one line each), and the run is left as it was."""
+    result, done = run_into(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
+    assert result.returncode == 0, result.stderr
+    hostile, truncated = tmp_path / "hostile", tmp_path / "truncated"
+    for run_dir in (hostile, truncated):
+        shutil.copytree(done, run_dir)
+        mark_killed(run_dir)
+    marker = tmp_path / "pwned"
+    header = pickle.dumps({"round": 4, "elapsed_s": 0.1, "csv_bytes": {}, "format": FORMAT, "fedrl": "0.1.0"})
+    (hostile / "checkpoint.pkl").write_bytes(header + pickle.dumps({"algorithm": _Payload(marker)}))
+    data = (truncated / "checkpoint.pkl").read_bytes()
+    (truncated / "checkpoint.pkl").write_bytes(data[: len(data) // 2])
+    for run_dir, message in ((hostile, "it names posix.system"), (truncated, "it is cut short or damaged")):
+        result = fedrl("resume", str(run_dir), cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and "cannot be loaded: " + message in result.stderr, result.stderr
+        assert summary(run_dir)["status"] == "running"  # untouched: as mark_killed left it
+    assert not marker.exists()
 
 
 def test_resume_refuses_a_run_that_is_still_running(tmp_path: Path) -> None:

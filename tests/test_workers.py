@@ -31,8 +31,10 @@ N4 = (*BASE4, "algo.rounds=3")
 def ray_address():
     import ray
 
-    context = ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
-    yield context.address_info["gcs_address"]
+    from fedrl_cli.workers import start_ray
+
+    assert start_ray(None, 4)  # as a run starts its own instance (workers at normal priority)
+    yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 
 

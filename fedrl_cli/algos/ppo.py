@@ -280,14 +280,15 @@ class PPOAgents:
         moments = {name: self.optimizer.state[p] for name, p in named.items() if p in self.optimizer.state}
         per_copy = self.envs.agent_snapshots()
         n = self.model.n_agents
+        # numpy arrays, not tensors: a checkpoint then holds nothing whose unpickling could run code
         return [
             {
-                "parameters": {name: p.detach()[agent].clone() for name, p in named.items()},
+                "parameters": {name: p.detach()[agent].numpy().copy() for name, p in named.items()},
                 "adam": {
-                    name: {key: value.clone() if key == "step" else value[agent].clone() for key, value in m.items()}
+                    name: {key: (value if key == "step" else value[agent]).numpy().copy() for key, value in m.items()}
                     for name, m in moments.items()
                 },
-                "minibatch_rng": self.minibatch_generators[agent].get_state(),
+                "minibatch_rng": self.minibatch_generators[agent].get_state().numpy(),
                 "noise_rng": self.noise_rngs[agent],
                 "iteration": self.iteration,
                 "env_steps": self.env_steps // n,
@@ -302,17 +303,17 @@ class PPOAgents:
         """Continue from :meth:`agent_states` of these agents (taken in any split of the agent axis)."""
         with torch.no_grad():
             for name, p in self.model.named_parameters():
-                p.copy_(torch.stack([state["parameters"][name] for state in states]))
+                p.copy_(torch.from_numpy(np.stack([state["parameters"][name] for state in states])))
         self.optimizer.state.clear()
         for name, p in self.model.named_parameters():
             if name in states[0]["adam"]:
                 saved = [state["adam"][name] for state in states]
                 self.optimizer.state[p] = {
-                    key: value.clone() if key == "step" else torch.stack([m[key] for m in saved])
+                    key: torch.from_numpy(np.array(value) if key == "step" else np.stack([m[key] for m in saved]))
                     for key, value in saved[0].items()
                 }
         for generator, state in zip(self.minibatch_generators, states, strict=True):
-            generator.set_state(state["minibatch_rng"])
+            generator.set_state(torch.from_numpy(state["minibatch_rng"]))
         self.noise_rngs = [state["noise_rng"] for state in states]
         self.iteration = states[0]["iteration"]
         self.env_steps = sum(state["env_steps"] for state in states)
