@@ -57,14 +57,25 @@ def _still_running(summary: dict[str, Any]) -> int | None:
 
 
 def _check_job(run_dir: Path) -> dict[str, Any]:
-    """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running or its checkpoint is unusable."""
+    """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running, its summary cannot be read (a
+    silent restart would lose it), its checkpoint is unusable or its CSVs are shorter than the checkpoint says."""
     summary = read_summary(run_dir)
-    if summary is None:
-        return {"status": "unreadable"}
+    if summary is None or not isinstance(summary, dict):
+        raise ResumeError(
+            f"{run_dir / 'summary.json'} cannot be read (not a JSON object): fedrl cannot tell how the run ended; "
+            "restore the file, or start the run again in another dir"
+        )
     pid = _still_running(summary)
     if pid is not None:
         raise ResumeError(f"{run_dir} is still running (pid {pid} on {summary['host']}): stop it first")
-    checkpoint.read_header(run_dir)
+    header = checkpoint.read_header(run_dir)
+    for name, size in (header.csv_bytes if header else {}).items():
+        found = (run_dir / name).stat().st_size if (run_dir / name).is_file() else 0
+        if found < size:
+            raise ResumeError(
+                f"{run_dir / name} holds {found} bytes, fewer than the {size} it had at the checkpoint of round "
+                f"{header.round}: it was cut since; restore it, or start the run again"
+            )
     return summary
 
 
@@ -85,6 +96,15 @@ def plan(path: Path, extra: list[str]) -> list[str]:
     """The ``fedrl run`` arguments that resume ``path``, with the Hydra overrides ``extra`` (e.g. another launcher)."""
     placement = tuple(f"{key}=" for key in PLACEMENT_KEYS)
     for override in extra:
+        if override in ("-m", "--multirun"):
+            raise ResumeError(
+                f"{override}: fedrl resume needs no -m; it resumes a sweep when given the sweep dir "
+                "(the folder that holds multirun.yaml), a run when given the run dir"
+            )
+        if override.lstrip("+~").startswith(("hydra.run.dir=", "hydra.sweep.dir=")):
+            raise ResumeError(
+                f"{override}: a run resumes in its own dir; to continue it elsewhere, copy the dir and resume the copy"
+            )
         if not override.lstrip("+~").startswith(("hydra.", "hydra/", *placement)) and not override.startswith("-"):
             raise ResumeError(
                 f"{override}: a resumed run keeps its own config; only where it runs ({', '.join(PLACEMENT_KEYS)}) "

@@ -238,6 +238,32 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     assert "algo.lr=2: a resumed run keeps its own config" in result.stderr
 
 
+def test_resume_mistakes_are_refused_in_one_line_and_nothing_restarts(tmp_path: Path) -> None:
+    """A corrupt summary.json (never a silent restart from round 0), CSVs cut below the checkpoint, `-m` on a run
+    dir and a new run or sweep dir: refused with exit 2, one line saying how to recover, the run left as it is."""
+    result, done = run_into(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
+    assert result.returncode == 0, result.stderr
+    corrupt, cut, killed = tmp_path / "corrupt", tmp_path / "cut", tmp_path / "killed"
+    for run_dir in (corrupt, cut, killed):
+        shutil.copytree(done, run_dir)
+        mark_killed(run_dir)
+    (corrupt / "summary.json").write_text('{"status": "runn')
+    (cut / "metrics.csv").write_text((cut / "metrics.csv").read_text()[:60])
+    cases = {
+        (str(corrupt),): "summary.json cannot be read (not a JSON object)",
+        (str(cut),): "metrics.csv holds 60 bytes, fewer than the",
+        (str(killed), "-m"): "-m: fedrl resume needs no -m",
+        (str(killed), f"hydra.run.dir={tmp_path / 'elsewhere'}"): "a run resumes in its own dir",
+    }
+    for arguments, message in cases.items():
+        before = {path.name: path.read_bytes() for path in Path(arguments[0]).iterdir() if path.is_file()}
+        result = fedrl("resume", *arguments, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+        assert {path.name: path.read_bytes() for path in Path(arguments[0]).iterdir() if path.is_file()} == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
 class _Payload:
     """What a hostile checkpoint holds: unpickling it would create ``marker``."""
 
