@@ -73,6 +73,8 @@ SEED_MAX = 2**32 - 1
 # the most floats a run's largest arrays may hold (1 GiB of float64): far beyond any experiment here, far below
 # what exhausts a machine's memory, so a mistyped size fails at once with one line instead of a crash
 MAX_FLOATS = 2**27
+# one Hopper-v5 copy's MuJoCo model and data, in 8-byte floats (about 1.1 MB)
+MUJOCO_COPY_FLOATS = 140_000
 
 TOP_LEVEL: dict[str, Rule] = {
     "n_agents": integer(1),
@@ -263,8 +265,14 @@ def _sizes(cfg: Mapping[str, Any]) -> list[tuple[str, int, str]]:
     env, algo, n = cfg["env"], cfg["algo"], cfg["n_agents"]
     if env["name"] == "hopper":
         copies = n * env["n_envs"]
-        keys = f"n_agents={n}, env.n_envs={env['n_envs']}, algo.rollout_steps={algo['rollout_steps']}"
-        return [(keys, copies * algo["rollout_steps"] * 32, "the rollout buffers (about 32 floats a transition)")]
+        keys = f"n_agents={n}, env.n_envs={env['n_envs']}"
+        return [
+            (
+                f"{keys}, algo.rollout_steps={algo['rollout_steps']}",
+                copies * (algo["rollout_steps"] * 32 + MUJOCO_COPY_FLOATS),
+                "the rollout buffers (about 32 floats a transition) and the MuJoCo copies (about 1.1 MB each)",
+            )
+        ]
     states, actions = env["n_states"], env["n_actions"]
     sizes = [
         (

@@ -211,3 +211,13 @@ def test_an_agent_learns_the_same_whichever_agents_share_its_process(tmp_path: P
     # the agents themselves learn differently (own weights and noise), so the comparison is not vacuous
     first, second = (tables[1][tables[1][:, 1] == agent][1:, 2:] for agent in (0, 1))
     assert not np.allclose(first, second, equal_nan=True)
+
+
+def test_oversized_hopper_runs_are_refused_up_front(tmp_path: Path) -> None:
+    """The memory guard counts the MuJoCo copies (about 1.1 MB each), not only the rollout buffers: 4,096 copies
+    with 64-step rollouts would pass on buffers alone."""
+    result = fedrl("run", "algo=fedavg_ppo", "env=hopper", "n_agents=64", "env.n_envs=64", "algo.rollout_steps=64",
+                   cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "n_agents=64, env.n_envs=64" in lines[0] and "MuJoCo copies" in lines[0], lines
