@@ -245,10 +245,16 @@ def evaluate(
     path = run_dir / "model.pt"
     if not path.is_file():
         raise _fail(f"{path}: no saved model (only PPO runs that completed save one)", 2)
+    if not 0 <= seed < 2**32:
+        raise _fail(f"--seed {seed} is not allowed: it must be an integer in [0, 2^32)", 2)
     from fedrl_cli.algos.ppo import deterministic_policy, load_model
     from fedrl_cli.envs.hopper import evaluate as evaluate_agents
 
-    model, statistics, maps, _ = load_model(path)
+    try:
+        model, statistics, maps, _ = load_model(path)
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _fail(f"{path} is not a model this fedrl can read ({type(error).__name__}: {reason[:200]})", 2) from None
     returns = evaluate_agents(deterministic_policy(model), maps, statistics, episodes, seed)
     for agent, value in enumerate(returns):
         typer.echo(f"agent {agent}: mean return {value:.1f} over {episodes} episodes")

@@ -221,3 +221,21 @@ def test_oversized_hopper_runs_are_refused_up_front(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "n_agents=64, env.n_envs=64" in lines[0] and "MuJoCo copies" in lines[0], lines
+
+
+def test_evaluate_refuses_a_bad_model_or_seed_in_one_line(tmp_path: Path) -> None:
+    result, run_dir = run_into(tmp_path, "run", "algo=single_ppo", *PPO_TINY, "algo.rounds=1")
+    assert result.returncode == 0, result.stderr
+    good = run_dir / "model.pt"
+    data = good.read_bytes()
+    cases = {"seed": ["--seed", "-5"], "truncated": data[: len(data) // 2], "garbage": b"\x00not a model" * 10}
+    for name, change in cases.items():
+        target = tmp_path / name
+        target.mkdir()
+        (target / "model.pt").write_bytes(data if name == "seed" else change)
+        extra = change if name == "seed" else []
+        evaluated = fedrl("evaluate", str(target), "--episodes", "1", *extra, cwd=tmp_path)
+        assert evaluated.returncode == 2, evaluated.stderr
+        lines = evaluated.stderr.strip().splitlines()
+        expected = "--seed -5 is not allowed" if name == "seed" else "is not a model this fedrl can read"
+        assert len(lines) == 1 and expected in lines[0], evaluated.stderr

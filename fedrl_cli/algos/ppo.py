@@ -336,20 +336,21 @@ class PPOAgents:
 def save_model(
     path: Path, model: ActorCritic, normalisation: RunningMoments, maps: np.ndarray, config: dict[str, Any]
 ) -> None:
-    """Parameters, observation statistics, action maps and config: all that evaluating the agents needs."""
-    torch.save(
-        {"state_dict": model.state_dict(), "normalisation": asdict(normalisation), "maps": maps, "config": config}, path
-    )
+    """Parameters, observation statistics, action maps and config: all that evaluating the agents needs. Arrays
+    are stored as tensors, so that :func:`load_model` reads the file with ``weights_only`` (no code from it runs)."""
+    statistics = {key: torch.from_numpy(np.asarray(value)) for key, value in asdict(normalisation).items()}
+    saved = {"state_dict": model.state_dict(), "normalisation": statistics, "maps": torch.from_numpy(maps)}
+    torch.save({**saved, "config": config}, path)
 
 
 def load_model(path: Path) -> tuple[ActorCritic, RunningMoments, np.ndarray, dict[str, Any]]:
-    """The inverse of :func:`save_model`."""
-    saved = torch.load(path, weights_only=False)
-    maps = saved["maps"]
-    obs_dim = saved["normalisation"]["mean"].shape[-1]
-    model = ActorCritic(maps.shape[0], obs_dim, maps.shape[1])
+    """The inverse of :func:`save_model`; ``weights_only``, so a crafted file cannot run code (it raises)."""
+    saved = torch.load(path, weights_only=True)
+    maps = saved["maps"].numpy()
+    normalisation = {key: value.numpy() for key, value in saved["normalisation"].items()}
+    model = ActorCritic(maps.shape[0], normalisation["mean"].shape[-1], maps.shape[1])
     model.load_state_dict(saved["state_dict"])
-    return model, RunningMoments(**saved["normalisation"]), maps, saved["config"]
+    return model, RunningMoments(**normalisation), maps, saved["config"]
 
 
 def deterministic_policy(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:
