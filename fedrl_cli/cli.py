@@ -252,9 +252,8 @@ def evaluate(
 
     try:
         model, statistics, maps, _ = load_model(path)
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise _fail(f"{path} is not a model this fedrl can read ({type(error).__name__}: {reason[:200]})", 2) from None
+    except ValueError as error:
+        raise _fail(str(error), 2) from None
     returns = evaluate_agents(deterministic_policy(model), maps, statistics, episodes, seed)
     for agent, value in enumerate(returns):
         typer.echo(f"agent {agent}: mean return {value:.1f} over {episodes} episodes")

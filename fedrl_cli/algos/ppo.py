@@ -344,12 +344,17 @@ def save_model(
 
 
 def load_model(path: Path) -> tuple[ActorCritic, RunningMoments, np.ndarray, dict[str, Any]]:
-    """The inverse of :func:`save_model`; ``weights_only``, so a crafted file cannot run code (it raises)."""
-    saved = torch.load(path, weights_only=True)
-    maps = saved["maps"].numpy()
-    normalisation = {key: value.numpy() for key, value in saved["normalisation"].items()}
-    model = ActorCritic(maps.shape[0], normalisation["mean"].shape[-1], maps.shape[1])
-    model.load_state_dict(saved["state_dict"])
+    """The inverse of :func:`save_model`; ``weights_only``, so a crafted file cannot run code. A file it cannot
+    read raises :class:`ValueError` in one line."""
+    try:
+        saved = torch.load(path, weights_only=True)
+        maps = saved["maps"].numpy()
+        normalisation = {key: value.numpy() for key, value in saved["normalisation"].items()}
+        model = ActorCritic(maps.shape[0], normalisation["mean"].shape[-1], maps.shape[1])
+        model.load_state_dict(saved["state_dict"])
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"{path} is not a model this fedrl can read ({type(error).__name__}: {reason})") from None
     return model, RunningMoments(**normalisation), maps, saved["config"]
 
 
