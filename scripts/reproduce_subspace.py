@@ -322,7 +322,7 @@ def hopper_part(
     evaluations = final_evaluations(out / "hopper")
     columns = ["algo", "seed", "agent", "eval_return", "samples_per_agent"]
     evaluations[columns].sort_values(columns[:3]).to_csv(out / "hopper_final.csv", index=False)
-    by_algo = seed_summary(evaluations, "algo")
+    by_algo, by_algo_curve = seed_summary(evaluations, "algo"), seed_summary(evaluations, "algo", "curve_mean")
     per_algo = seed_means(evaluations, "algo")
     hopper_found = [
         beats(f"fedsubspace_ac beats {other} (mean over agents and seeds)", per_algo["fedsubspace_ac"], per_algo[other])
@@ -434,6 +434,10 @@ Final evaluation return (deterministic policy, each agent on its own environment
 over the 4 agents:
 
 {markdown(by_algo)}
+
+Mean of the evaluations over the whole run (the area under the learning curve: how fast each learns):
+
+{markdown(by_algo_curve)}
 
 Per agent (mean over seeds; the difference's interval resamples seeds):
 
