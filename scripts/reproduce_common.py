@@ -40,14 +40,20 @@ def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) ->
 
 def sweeps_wall_minutes(sweep_dirs: list[Path]) -> float:
     """Minutes the sweeps took, each from its first job's start to its last job's end (from the runs' summaries),
-    summed, so that a report analysed again with --reuse still states how long its sweeps took."""
-    total = 0.0
+    the time covered by any of them (sweeps that overlapped count once), so that a report analysed again with
+    --reuse still states how long its sweeps took."""
+    spans = []
     for sweep_dir in sweep_dirs:
         summaries = [json.loads(path.read_text()) for path in sweep_dir.glob("*/summary.json")]
-        spans = [(s["started"], s["finished"]) for s in summaries if s.get("started") and s.get("finished")]
-        if spans:
-            start = min(datetime.fromisoformat(begin) for begin, _ in spans)
-            total += (max(datetime.fromisoformat(end) for _, end in spans) - start).total_seconds()
+        ends = [(s["started"], s["finished"]) for s in summaries if s.get("started") and s.get("finished")]
+        if ends:
+            begin = min(datetime.fromisoformat(start) for start, _ in ends)
+            spans.append((begin, max(datetime.fromisoformat(end) for _, end in ends)))
+    total, covered_until = 0.0, None
+    for begin, end in sorted(spans):
+        start = begin if covered_until is None else max(begin, covered_until)
+        total += max(0.0, (end - start).total_seconds())
+        covered_until = end if covered_until is None else max(covered_until, end)
     return total / 60
 
 

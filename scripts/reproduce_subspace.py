@@ -347,6 +347,9 @@ def hopper_part(
         )
     )
     speed = evaluations.groupby("algo")["sps"].mean()
+    table = per_agent.set_index("agent")
+    ahead = [a for a, row in table.iterrows() if float(row["95% CI"].split(",")[0][1:]) > 0]
+    behind = [a for a, row in table.iterrows() if float(row["95% CI"].split(",")[1][:-1]) < 0]
 
     ablation = [
         "algo=fedsubspace_ac",
@@ -388,9 +391,7 @@ def hopper_part(
     transfer[["trunk", "seed", "eval_return", "samples_per_agent"]].sort_values(["trunk", "seed"]).to_csv(
         out / "transfer_final.csv", index=False
     )
-    by_trunk = seed_summary(transfer, "trunk").merge(
-        seed_summary(transfer, "trunk", "curve_mean"), on=["trunk", "seeds"]
-    )
+    by_trunk, curve_by_trunk_table = seed_summary(transfer, "trunk"), seed_summary(transfer, "trunk", "curve_mean")
     make_plots(
         load_results([out / "transfer_scratch", out / "transfer_trunk"]),
         out / "transfer_plots",
@@ -410,13 +411,20 @@ def hopper_part(
         )  # fmt: skip
     minutes = sweeps_wall_minutes([out / name for name in ("hopper", "ablation", "transfer_scratch", "transfer_trunk")])
     found = hopper_found + transfer_found
+    total_steps = sum(
+        int(pd.read_csv(run.path / "metrics.csv")["samples"].iloc[-1])
+        for name in ("hopper", "ablation", "transfer_scratch", "transfer_trunk")
+        for run in load_results([out / name]).runs
+    )
     steps = int(evaluations["samples_per_agent"].max())
     where = f"`backend=ray workers={workers}` per run" if workers > 1 else "`backend=local`, one run per core"
     text = f"""# Federated subspace actor-critic on Hopper-v5, reproduced with fedrl
 
 {sum(h for _, h, _ in found)} of {len(found)} claims held (a claim holds when the 95% bootstrap interval of the
 difference lies above 0). Wall time of the sweeps {minutes:.0f} min on this machine ({os.cpu_count()} cores,
-{where}); steps/s per run (4 agents): {", ".join(f"{a} {v:,.0f}" for a, v in speed.items())}.
+{where}; sweeps that overlapped are counted once): {total_steps / 1e6:.1f}M environment steps,
+{total_steps / (minutes * 60):,.0f} steps/s over the machine; steps/s per run (4 agents, sharing the cores with
+the other runs): {", ".join(f"{a} {v:,.0f}" for a, v in speed.items())}.
 Data: [hopper_final.csv](hopper_final.csv), [transfer_final.csv](transfer_final.csv). The linear form on tabular
 MDPs is reproduced in [tabular.md](tabular.md).
 
@@ -443,6 +451,13 @@ Per agent (mean over seeds; the difference's interval resamples seeds):
 
 {markdown(per_agent)}
 
+Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {ahead or "none"} and
+behind for agent(s) {behind or "none"} (95% intervals). `fedavg_ppo`, which shares everything, reaches
+{", ".join(f"{table.loc[a, 'fedavg_ppo']:.0f}" for a in table.index)} on agents {", ".join(map(str, table.index))}:
+the agents on which one shared policy fails are the ones whose maps conflict with the others', and sharing the
+hidden layers still costs them part of their return while it helps the agent the shared trunk suits. The
+ablation below compares sharing both hidden stacks with sharing only the actor's or only the critic's.
+
 ![evaluation return vs steps per agent, seed mean, 95% bootstrap band](hopper_plots/convergence.png)
 
 ## What is shared: an ablation at {max(1, round(ABLATION_ROUNDS * scale)) * 8192:,} steps per agent
@@ -466,7 +481,13 @@ budget ({rounds["transfer"] * 8192:,} steps) is one where scratch is still learn
 
 {claims_markdown(transfer_found)}
 
+At the end of the budget:
+
 {markdown(by_trunk)}
+
+Over the learning curve:
+
+{markdown(curve_by_trunk_table)}
 
 ![transfer: evaluation return vs steps, seed mean, 95% bootstrap band](transfer_plots/convergence.png)
 """
@@ -502,7 +523,16 @@ def main() -> None:
         (out / "tabular.md").write_text(text)
         print(text)
     if args.part in ("hopper", "all"):
-        text = hopper_part(out, args.jobs, args.scale, args.reuse, args.hopper_budget, args.hopper_seeds, args.workers)
+        text = hopper_part(
+            out,
+            args.jobs,
+            args.scale,
+            args.reuse,
+            args.hopper_budget,
+            args.hopper_seeds,
+            args.transfer_seeds,
+            args.workers,
+        )
         (out / "report.md").write_text(text)
         print(text)
     print(f"[reproduce] wrote {out}")
