@@ -131,6 +131,13 @@ def _launch(arguments: list[str]) -> None:
         raise typer.Exit(130) from None
     except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree
         raise _fail(_one_line(error), 2) from None
+    except OSError as error:  # Hydra could not make the run or sweep dir: not a folder, not writable
+        where = error.filename or "the run dir"
+        raise _fail(
+            f"{where}: {error.strerror or error}: hydra.run.dir / hydra.sweep.dir must be a folder fedrl can create "
+            "and write",
+            2,
+        ) from None
     except Exception as error:  # the task records its own failures, so this is the launcher's
         raise _fail(f"the launcher failed: {type(error).__name__}: {_one_line(error)}", 1) from None
     code = _report(task.LAUNCHED)

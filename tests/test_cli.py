@@ -179,3 +179,14 @@ def test_list_help_and_cfg(tmp_path: Path) -> None:
     config = yaml.safe_load(shown.stdout)
     assert config["algo"]["name"] == "local_pg" and config["n_agents"] == 3
     assert not (tmp_path / "outputs").exists()  # --cfg runs nothing
+
+
+def test_a_run_dir_that_cannot_be_a_folder_exits_2_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("not a folder")
+    for target in ("afile", "afile/run"):
+        result = fedrl("run", "algo.rounds=1", f"hydra.run.dir={tmp_path / target}", cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "must be a folder fedrl can create and write" in lines[0], result.stderr
+        assert str(tmp_path / target) in lines[0]
+    assert (tmp_path / "afile").read_text() == "not a folder"
