@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from conftest import fedrl
 
-from fedrl_cli.plots import make_plots, mean_and_ci, speedup_lines, tune
+from fedrl_cli.plots import PlotReport, make_plots, mean_and_ci, speedup_lines, tune
 from fedrl_cli.results import NoRuns, Results, load_results
 
 ROUNDS = 8
@@ -170,29 +170,28 @@ def test_results_join_config_to_rows(tmp_path: Path) -> None:
     assert row["gap"] == 0.25 and row["status"] == "completed"
 
 
+def two_runs_differing_in(root: Path, algo: str, key: str, values: tuple[object, object]) -> PlotReport:
+    """Runs whose configs differ only in ``algo.KEY`` (final gaps 0.5 and 0.1); the figures made from them."""
+    for index, (value, gaps) in enumerate(zip(values, ([1.0, 0.5], [1.0, 0.1]), strict=True)):
+        write_run(root / str(index), algo, 2, 0, gaps)
+        summary = json.loads((root / str(index) / "summary.json").read_text())
+        summary["config"]["algo"][key] = value
+        (root / str(index) / "summary.json").write_text(json.dumps(summary))
+    results = load_results([root])
+    assert f"algo.{key}" in results.varying()
+    return make_plots(results, root / "plots", metric="gap")
+
+
 def test_runs_that_differ_in_a_list_valued_key_are_different_groups(tmp_path: Path) -> None:
-    for name, layers, gaps in (("a", ["critic.0", "critic.2"], [1.0, 0.5]), ("b", ["actor_mean.0"], [1.0, 0.1])):
-        write_run(tmp_path / name, "fedsubspace_ac", 2, 0, gaps)
-        summary = json.loads((tmp_path / name / "summary.json").read_text())
-        summary["config"]["algo"]["shared_layers"] = layers
-        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
-    results = load_results([tmp_path])
-    assert "algo.shared_layers" in results.varying()
-    report = make_plots(results, tmp_path / "plots", metric="gap")
+    layers = (["critic.0", "critic.2"], ["actor_mean.0"])
+    report = two_runs_differing_in(tmp_path, "fedsubspace_ac", "shared_layers", layers)
     finals = dict(zip(report.summary["algo.shared_layers"], report.summary["final_mean"], strict=True))
     assert finals == {"critic.0,critic.2": 0.5, "actor_mean.0": 0.1}
 
 
 def test_runs_with_and_without_a_trunk_are_different_groups(tmp_path: Path) -> None:
     """A null and a value of one key, within one algorithm, separate runs (scratch vs a transferred trunk)."""
-    for name, trunk, gaps in (("scratch", None, [1.0, 0.5]), ("trunk", "runs/source", [1.0, 0.1])):
-        write_run(tmp_path / name, "single_ppo", 1, 0, gaps)
-        summary = json.loads((tmp_path / name / "summary.json").read_text())
-        summary["config"]["algo"]["trunk_from"] = trunk
-        (tmp_path / name / "summary.json").write_text(json.dumps(summary))
-    results = load_results([tmp_path])
-    assert "algo.trunk_from" in results.varying()
-    report = make_plots(results, tmp_path / "plots", metric="gap")
+    report = two_runs_differing_in(tmp_path, "single_ppo", "trunk_from", (None, "runs/source"))
     assert sorted(report.summary["final_mean"]) == [0.1, 0.5]
 
 
