@@ -143,12 +143,10 @@ class HopperExperiment:
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
         from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, read_trunk
         from fedrl_cli.algos.single_ppo import SinglePPO
-        from fedrl_cli.envs.hopper import action_maps
         from fedrl_cli.workers import ShardedAgents
 
-        env, algo, n_agents = cfg["env"], cfg["algo"], cfg["n_agents"]
+        algo, n_agents = cfg["algo"], cfg["n_agents"]
         self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
-        self.maps = action_maps(env["action_map"], n_agents, 3, env["action_map_seed"], env["identity_first"])
         trunk = read_trunk(Path(algo["trunk_from"])) if algo["trunk_from"] else None
         self.agents = ShardedAgents(cfg, trunk)
         if trunk:
@@ -222,7 +220,7 @@ class HopperExperiment:
         parameters, statistics = self.agents.model()
         model = ActorCritic(self.cfg["n_agents"], self.agents.obs_dim, self.agents.action_dim)
         model.load_state_dict(parameters)
-        save_model(run_dir / "model.pt", model, RunningMoments(**statistics), self.maps, self.cfg)
+        save_model(run_dir / "model.pt", model, RunningMoments(**statistics), self.agents.maps, self.cfg)
 
     def close(self) -> None:
         self.agents.close()

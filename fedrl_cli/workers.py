@@ -37,19 +37,20 @@ def span(agents: range) -> str:
 
 
 class AgentShard:
-    """Agents ``agents`` (global indices) of the Hopper run configured by ``cfg``, with the shared ``trunk``
-    (parameter name → one agent's values) loaded into them when the run transfers one."""
+    """Agents ``agents`` (global indices) of the Hopper run configured by ``cfg``, with their action ``maps``
+    (A, A each) and the shared ``trunk`` (parameter name → one agent's values) loaded into them when the run
+    transfers one."""
 
-    def __init__(self, cfg: dict[str, Any], agents: range, trunk: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self, cfg: dict[str, Any], agents: range, maps: np.ndarray, trunk: dict[str, torch.Tensor] | None = None
+    ) -> None:
         from fedrl_cli.algos.fedsubspace_ppo import apply_trunk
         from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
-        from fedrl_cli.envs.hopper import FederatedHopper, action_maps
+        from fedrl_cli.envs.hopper import FederatedHopper
 
         torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and the env needs the cores
-        env, algo, n = cfg["env"], cfg["algo"], cfg["n_agents"]
-        self.cfg, self.agents = cfg, agents
-        maps = action_maps(env["action_map"], n, 3, env["action_map_seed"], env["identity_first"])
-        self.maps = maps[agents.start : agents.stop]
+        env, algo = cfg["env"], cfg["algo"]
+        self.cfg, self.agents, self.maps = cfg, agents, maps
         self.envs = FederatedHopper(
             self.maps,
             env["n_envs"],
@@ -132,19 +133,24 @@ class ShardedAgents:
     """
 
     def __init__(self, cfg: dict[str, Any], trunk: dict[str, torch.Tensor] | None = None) -> None:
-        self.n_agents = cfg["n_agents"]
+        from fedrl_cli.envs.hopper import action_maps
+
+        env, self.n_agents = cfg["env"], cfg["n_agents"]
+        self.maps = action_maps(env["action_map"], self.n_agents, 3, env["action_map_seed"], env["identity_first"])
         self.remote = cfg["backend"] == "ray"
         self.slices = agent_slices(self.n_agents, cfg["workers"] if self.remote else 1)
         self.started_ray = False
         if self.remote:
-            threads = cfg["env"]["physics_threads"] if cfg["env"]["vector"] == "batched" else 1  # CPUs per worker
+            threads = env["physics_threads"] if env["vector"] == "batched" else 1  # CPUs per worker
             self.started_ray = start_ray(cfg["ray_address"], len(self.slices) * threads)
             import ray
 
             actor = ray.remote(num_cpus=threads)(AgentShard)
-            self.shards: list[Any] = [actor.remote(cfg, agents, trunk) for agents in self.slices]
+            self.shards: list[Any] = [
+                actor.remote(cfg, agents, self.maps[agents.start : agents.stop], trunk) for agents in self.slices
+            ]
         else:
-            self.shards = [AgentShard(cfg, self.slices[0], trunk)]
+            self.shards = [AgentShard(cfg, self.slices[0], self.maps, trunk)]
         described = self._call("describe")
         self.parameter_names: list[str] = described[0]["parameters"]
         self.obs_dim, self.action_dim = described[0]["obs_dim"], described[0]["action_dim"]
