@@ -135,6 +135,15 @@ def read_header(run_dir: Path) -> Header | None:
     return header
 
 
+def last_round(run_dir: Path) -> int | None:
+    """The round of ``run_dir``'s checkpoint, from its header alone; None when there is none it can read."""
+    try:
+        with (run_dir / FILE).open("rb") as handle:
+            return int(_Unpickler(handle, None).load()["round"])
+    except Exception:
+        return None
+
+
 def discard(run_dir: Path) -> None:
     """Remove ``run_dir``'s checkpoint: a run starting afresh must not be resumed from an earlier run's state."""
     (run_dir / FILE).unlink(missing_ok=True)

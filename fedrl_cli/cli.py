@@ -7,6 +7,7 @@ flags); ``fedrl resume`` launches a run's or a sweep's own command again to cont
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -78,24 +79,108 @@ def _check_groups(arguments: list[str]) -> None:
                 raise _fail(f"{group}={choice or repr(choice)} is not allowed: {allowed}", 2)
 
 
-def _report(launched: list[Path]) -> int:
-    """Say how the jobs under ``launched`` ended; the exit code is 2 if any had bad input, 1 if any failed."""
-    from fedrl_cli.runs import find_run_dirs, read_run
+def _shared_keys(arguments: list[str]) -> list[str]:
+    """In a sweep over algorithms or environments, ``algo.KEY=V`` (or ``env.KEY=V``) for a key that every swept
+    combination has becomes ``++algo.KEY=V``: Hydra composes the sweep's first config with the default algorithm,
+    which may lack it. A key that only some have is left as it is, and refused with the hint of :func:`_one_line`."""
+    if "-m" not in arguments and "--multirun" not in arguments:
+        return arguments
+    chosen = {group: ["__default__"] for group in ("algo", "env")}
+    for argument in arguments:
+        key, _, value = argument.partition("=")
+        if key in chosen and "(" not in value:
+            chosen[key] = value.split(",")
+    if all(values == ["__default__"] or len(values) == 1 for values in chosen.values()):
+        return arguments
+    nested = [a for a in arguments if a.split("=")[0].split(".")[0] in chosen and "." in a.split("=")[0]]
+    if not nested:
+        return arguments
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    runs = [read_run(path) for path in find_run_dirs(launched)]
+    configs = []
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        for algo in chosen["algo"]:
+            for env in chosen["env"]:
+                picks = [
+                    f"{group}={value}" for group, value in (("algo", algo), ("env", env)) if value != "__default__"
+                ]
+                configs.append(compose("config", overrides=picks))
+    shared = {
+        a
+        for a in nested
+        if all(OmegaConf.select(c, a.split("=")[0], default=_MISSING) is not _MISSING for c in configs)
+    }
+    return [f"++{argument}" if argument in shared else argument for argument in arguments]
+
+
+_MISSING = object()
+
+
+def _launched_runs(launched: list[Path], sweep: bool) -> list[Path]:
+    """The run dirs this command launched: the run dir itself, or the jobs under the sweep dir (a run that was
+    there before a sweep with overwrite=true and that the sweep did not write is not one of them)."""
+    from fedrl_cli import app as task
+    from fedrl_cli.runs import find_run_dirs
+
+    if not sweep:
+        return launched
+    previous = task.PREVIOUS
+    return [
+        path
+        for path in find_run_dirs(launched)
+        if path not in previous or (path / "summary.json").stat().st_mtime_ns != previous[path]
+    ]
+
+
+def _report(launched: list[Path], sweep: bool, stopped: str | None = None) -> int:
+    """Say how the runs this command launched ended; the exit code is 2 if any had bad input, 1 if any failed.
+    A sweep ends with a count line (``stopped``: why it ended before its last job)."""
+    from fedrl_cli import app as task
+    from fedrl_cli.runs import read_run
+
+    runs = [read_run(path) for path in _launched_runs(launched, sweep)]
     bad = [run for run in runs if run.error_type == "bad_input"]
     failed = [run for run in runs if run.status != "completed" and run not in bad]
     if bad:
         typer.echo(f"fedrl: error: {bad[0].error}", err=True)
     for run in failed:
-        typer.echo(f"fedrl: run failed: {run.error or run.status} (see {run.path / 'summary.json'})", err=True)
-    if any(path.is_dir() and not (path / "summary.json").exists() for path in launched):  # a sweep
-        typer.echo(
-            f"fedrl: sweep of {len(runs)} jobs: {len(runs) - len(bad) - len(failed)} completed, {len(failed)} failed, "
-            f"{len(bad)} with bad input → {', '.join(map(str, launched))}",
-            err=True,
+        if run.path in task.REPORTED:
+            continue  # the job said it itself: its summary.json could not be written
+        if run.error_type == "write_error":
+            typer.echo(f"fedrl: error: {run.error}", err=True)
+        elif run.status == "running":
+            typer.echo(f"fedrl: run failed: {run.path} ended without recording how (see the lines above)", err=True)
+        else:
+            typer.echo(f"fedrl: run failed: {run.error or run.status} (see {run.path / 'summary.json'})", err=True)
+    if sweep:
+        counts = f"{len(runs) - len(bad) - len(failed)} completed, {len(failed)} failed, {len(bad)} with bad input"
+        ended = f"sweep stopped ({stopped}) after {len(runs)} jobs" if stopped else f"sweep of {len(runs)} jobs"
+        typer.echo(f"fedrl: {ended}: {counts} → {', '.join(map(str, launched))}", err=True)
+    return 2 if bad else 1 if failed or stopped else 0
+
+
+# errors that say the run dir cannot be used at all (bad input), rather than that a write failed on the way
+_BAD_PATH = (errno.ENOTDIR, errno.EEXIST, errno.EISDIR, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENAMETOOLONG)
+
+
+def _path_failure(error: OSError, sweep: bool) -> typer.Exit:
+    """Hydra or the launcher could not make or write a run or sweep dir: bad input when the dir cannot be used, a
+    failed launch (with the sweep's count line) when a write failed, e.g. on a full disk."""
+    from fedrl_cli import app as task
+
+    started = task.STARTED[0] if task.STARTED else None
+    where = error.filename or (f"a job's files in {started}" if started else "the run dir")
+    reason = (error.strerror or str(error)).lower()
+    if error.errno in _BAD_PATH or error.errno is None:
+        return _fail(
+            f"{where}: {reason}: hydra.run.dir / hydra.sweep.dir must be a folder fedrl can create and write", 2
         )
-    return 2 if bad else 1 if failed else 0
+    if not started:
+        return _fail(f"{reason} writing {where}; nothing was run; fix it and run again", 1)
+    typer.echo(f"fedrl: error: {reason} writing {where}; fix it and run `fedrl resume {started}`", err=True)
+    _report(task.STARTED, sweep, stopped=reason)
+    return typer.Exit(1)
 
 
 @app.command(
@@ -117,30 +202,34 @@ def _launch(arguments: list[str]) -> None:
     from omegaconf.errors import OmegaConfBaseException
 
     from fedrl_cli import app as task
+    from fedrl_cli import rundir
+    from fedrl_cli.errors import Escalated
 
     _check_groups(arguments)
-    sys.argv = ["fedrl", *arguments]
+    sys.argv = ["fedrl", *_shared_keys(arguments)]
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
-    task.LAUNCHED.clear()
-    task.STARTED.clear()
+    for record in (task.LAUNCHED, task.STARTED, task.REPORTED):
+        record.clear()
+    task.PREVIOUS.clear()
+    sweep = "-m" in arguments or "--multirun" in arguments
     try:
-        task.main()
+        try:
+            task.main()
+        except Escalated as escalated:  # raised in a Hydra callback: refused or unusable run dir
+            raise escalated.error from None
     except KeyboardInterrupt:
         where = " ".join(map(str, task.LAUNCHED or task.STARTED)) or "RUN_DIR"
         typer.echo(f"fedrl: interrupted; continue with `fedrl resume {where}`", err=True)
         raise typer.Exit(130) from None
-    except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree
+    except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree, dirs
         raise _fail(_one_line(error), 2) from None
-    except OSError as error:  # Hydra could not make the run or sweep dir: not a folder, not writable
-        where = error.filename or "the run dir"
-        raise _fail(
-            f"{where}: {error.strerror or error}: hydra.run.dir / hydra.sweep.dir must be a folder fedrl can create "
-            "and write",
-            2,
-        ) from None
+    except OSError as error:  # Hydra could not make or write the run or sweep dir
+        raise _path_failure(error, sweep) from None
     except Exception as error:  # the task records its own failures, so this is the launcher's
         raise _fail(f"the launcher failed: {type(error).__name__}: {_one_line(error)}", 1) from None
-    code = _report(task.LAUNCHED)
+    finally:
+        rundir.release_all()
+    code = _report(task.LAUNCHED, sweep)
     if code:
         raise typer.Exit(code)
 

@@ -81,6 +81,7 @@ TOP_LEVEL: dict[str, Rule] = {
     "seed": seed(),
     "checkpoint_every": integer(0),
     "progress": BOOLEAN,
+    "overwrite": BOOLEAN,
     "backend": one_of("local", "ray"),
     "workers": integer(1),
     "ray_address": Rule(

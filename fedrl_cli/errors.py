@@ -19,3 +19,20 @@ class Interrupted(Exception):
 
 class ResumeError(ValueError):
     """A path that cannot be resumed (not a run, completed, an unreadable checkpoint): one line, exit 2."""
+
+
+class WriteFailed(RunFailed):
+    """The file system refused a write (no space, read-only, permission denied); the last checkpoint stays valid."""
+
+
+class DirRefused(ConfigError):
+    """A run or sweep dir that another live process writes, or that holds another run's results (exit 2)."""
+
+
+class Escalated(BaseException):
+    """An error raised in a Hydra callback, carried past Hydra (which turns a callback's exceptions into warnings
+    and goes on) to the CLI; ``error`` is the original."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error

@@ -32,12 +32,24 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """OS errors raised in the block name ``path`` (a failed ``write`` or ``fsync`` does not say which file)."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename == str(path):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
 class CsvLog:
     """A CSV file written one row at a time; each row is flushed so a killed run keeps it."""
 
     def __init__(self, path: Path, columns: list[str], append: bool = False) -> None:
-        self.columns = columns
-        self._file = open(path, "a" if append else "w", newline="")  # noqa: SIM115 - closed in close()
+        self.path, self.columns, self._failed = path, columns, False
+        with naming(path):
+            self._file = open(path, "a" if append else "w", newline="")  # noqa: SIM115 - closed in close()
         self._writer = csv.writer(self._file)
         if not append:
             self._write(columns)
@@ -53,8 +65,13 @@ class CsvLog:
         return cls(path, columns, append=True)
 
     def _write(self, cells: list[Any]) -> None:
-        self._writer.writerow(cells)
-        self._file.flush()
+        try:
+            with naming(self.path):
+                self._writer.writerow(cells)
+                self._file.flush()
+        except OSError:
+            self._failed = True
+            raise
 
     def write(self, row: dict[str, Any]) -> None:
         self._write([_cell(row.get(column)) for column in self.columns])
@@ -62,33 +79,49 @@ class CsvLog:
     def sync(self) -> int:
         """Make the rows written so far durable (fsync, so they survive the machine, not just the process);
         returns their size in bytes."""
-        os.fsync(self._file.fileno())
+        with naming(self.path):
+            os.fsync(self._file.fileno())
         return self._file.tell()
 
     def close(self) -> None:
-        self._file.close()
+        """Close the file; after a failed write, what is still buffered is dropped (the error was raised once)."""
+        try:
+            self._file.close()
+        except OSError:
+            if not self._failed:
+                raise
 
 
 @contextmanager
 def atomic_file(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
     """A file to write ``path`` through: a temp file beside it, synced and renamed over ``path`` on success
     (removed on failure), so readers and a kill at any moment only ever see a complete file."""
-    descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb" if binary else "w") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are for the whole group to read
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    with naming(path):
+        descriptor, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(descriptor, "wb" if binary else "w") as handle:
+                yield handle
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temp, 0o666 & ~_UMASK)  # mkstemp makes it private; results are for the whole group to read
+            os.replace(temp, path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically (:func:`atomic_file`)."""
     with atomic_file(path) as handle:
+        json.dump(_jsonable(data), handle, indent=2)
+        handle.write("\n")
+
+
+def write_json_in_place(path: Path, data: dict[str, Any]) -> None:
+    """Overwrite ``path`` with ``data`` as JSON in place: needs no more space than the old file held (for a full
+    disk, where :func:`write_json_atomic` cannot work), but a kill mid-write would leave it cut."""
+    with naming(path), path.open("r+" if path.exists() else "w") as handle:
+        handle.truncate(0)
         json.dump(_jsonable(data), handle, indent=2)
         handle.write("\n")
 

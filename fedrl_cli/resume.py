@@ -14,17 +14,16 @@ Nothing is launched when the path cannot be resumed: :class:`ResumeError` says w
 from __future__ import annotations
 
 import math
-import os
-import socket
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from fedrl_cli import checkpoint
+from fedrl_cli import checkpoint, rundir
 from fedrl_cli.app import RESUME_ENV
 from fedrl_cli.config import PLACEMENT_KEYS
 from fedrl_cli.errors import ResumeError
+from fedrl_cli.rundir import quoted
 from fedrl_cli.runs import find_run_dirs, read_summary
 
 RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
@@ -32,28 +31,15 @@ RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
 _REPLACED = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", f"++hydra.job.env_set.{RESUME_ENV}=")
 
 
-def _quoted(path: Path) -> str:
-    """``path`` as a quoted Hydra override value (so commas or spaces in it are not read as a sweep)."""
-    return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _kept(hydra_overrides: list[str]) -> list[str]:
     return [override for override in hydra_overrides if not override.startswith(_REPLACED)]
 
 
-def _still_running(summary: dict[str, Any]) -> int | None:
-    """The pid of the process still running this run on this host, if there is one."""
-    pid = summary.get("pid")
-    if summary.get("status") != "running" or summary.get("host") != socket.gethostname() or not pid:
-        return None
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return None
-    command = Path(f"/proc/{pid}/cmdline")
-    if command.exists() and b"fedrl" not in command.read_bytes():
-        return None  # the pid now belongs to another program
-    return pid
+def _refuse_if_written(directory: Path) -> None:
+    """:class:`ResumeError` when a live process holds ``directory``'s lock (it is still being written)."""
+    holder = rundir.owner(directory)
+    if holder is not None:
+        raise ResumeError(f"{directory} is still being written by fedrl ({holder}): let it end or stop it first")
 
 
 def _check_job(run_dir: Path) -> dict[str, Any]:
@@ -65,9 +51,7 @@ def _check_job(run_dir: Path) -> dict[str, Any]:
             f"{run_dir / 'summary.json'} cannot be read (not a JSON object): fedrl cannot tell how the run ended; "
             "restore the file, or start the run again in another dir"
         )
-    pid = _still_running(summary)
-    if pid is not None:
-        raise ResumeError(f"{run_dir} is still running (pid {pid} on {summary['host']}): stop it first")
+    _refuse_if_written(run_dir)
     header = checkpoint.read_header(run_dir)
     for name, size in (header.csv_bytes if header else {}).items():
         found = (run_dir / name).stat().st_size if (run_dir / name).is_file() else 0
@@ -112,12 +96,13 @@ def plan(path: Path, extra: list[str]) -> list[str]:
             )
     path = path.resolve()
     if (path / "multirun.yaml").is_file():
+        _refuse_if_written(path)
         multirun = OmegaConf.load(path / "multirun.yaml")
         statuses = [_check_job(run_dir).get("status") for run_dir in find_run_dirs([path])]
         if statuses and all(status == "completed" for status in statuses) and len(statuses) == _sweep_size(multirun):
             raise ResumeError(f"all {len(statuses)} jobs of the sweep {path} completed: nothing to resume")
         task, hydra = list(multirun.hydra.overrides.task), _kept(list(multirun.hydra.overrides.hydra))
-        return ["-m", *task, *hydra, f"hydra.sweep.dir={_quoted(path)}", RESUME_OVERRIDE, *extra]
+        return ["-m", *task, *hydra, f"hydra.sweep.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if (path / "summary.json").is_file():
         summary = _check_job(path)
         if summary.get("status") == "completed":
@@ -129,7 +114,7 @@ def plan(path: Path, extra: list[str]) -> list[str]:
             raise ResumeError(f"{path} has no .hydra/overrides.yaml: it was not made by `fedrl run`")
         task = list(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
         hydra = _kept(list(OmegaConf.load(path / ".hydra" / "hydra.yaml").hydra.overrides.hydra))
-        return [*task, *hydra, f"hydra.run.dir={_quoted(path)}", RESUME_OVERRIDE, *extra]
+        return [*task, *hydra, f"hydra.run.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if not path.is_dir():
         raise ResumeError(f"{path}: no such directory")
     raise ResumeError(f"{path} is not a run dir or a sweep dir: it holds neither summary.json nor multirun.yaml")

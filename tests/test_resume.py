@@ -9,6 +9,7 @@ import os
 import pickle
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -95,6 +96,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp_path = tmp_path_factory.mktemp("reference")
     result, run_dir = run_into(tmp_path, "run", *SAMPLED)
     assert result.returncode == 0, result.stderr
+    assert not (run_dir / "checkpoint.pkl").exists()  # a completed run leaves none behind
     return run_dir
 
 
@@ -137,8 +139,26 @@ def test_resume_of_a_run_killed_before_any_checkpoint_starts_it_over(tmp_path: P
     assert without_wall_time(run_dir / "metrics.csv") == without_wall_time(reference / "metrics.csv")
 
 
+# `fedrl` whose completed runs keep their last checkpoint (a completed run removes it)
+KEEPING_CHECKPOINTS = (
+    "import sys; from fedrl_cli import checkpoint, cli; checkpoint.discard = lambda run_dir: None; "
+    "sys.argv[0] = 'fedrl'; cli.main()"
+)
+
+
+def run_keeping_checkpoint(tmp_path: Path, name: str, *overrides: str) -> Path:
+    """A completed run (in ``tmp_path/name``) that still holds its last checkpoint, for :func:`mark_killed`."""
+    run_dir = tmp_path / name
+    command = [sys.executable, "-c", KEEPING_CHECKPOINTS, "run", *overrides, f"hydra.run.dir={run_dir}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert (run_dir / "checkpoint.pkl").is_file()
+    return run_dir
+
+
 def mark_killed(run_dir: Path) -> None:
-    """Make a finished run look killed after its last row: the state a SIGKILL leaves before the summary."""
+    """Make a run that completed keeping its checkpoint look killed after its last row: the state a SIGKILL
+    leaves before the summary says completed."""
     data = summary(run_dir)
     data.update(status="running", pid=None)
     (run_dir / "summary.json").write_text(json.dumps(data))
@@ -149,8 +169,7 @@ def test_every_tabular_algorithm_resumes_exactly(tmp_path: Path, algo: str) -> N
     overrides = (f"algo={algo}", "n_agents=3", "algo.rounds=7", "checkpoint_every=3", "progress=false")
     if algo != "fedsubspace_ac":
         overrides += ("algo.gradient=sampled", "algo.batch_size=8", "algo.horizon=6")
-    result, run_dir = run_into(tmp_path, "run", *overrides)
-    assert result.returncode == 0, result.stderr
+    run_dir = run_keeping_checkpoint(tmp_path, "run", *overrides)
     reference = tmp_path / "reference"
     shutil.copytree(run_dir, reference)
     mark_killed(run_dir)
@@ -166,8 +185,7 @@ def test_hopper_resume_is_bit_identical_mid_episode(tmp_path: Path, vector: str)
     """Parameters, Adam moments, both generators, normalisation statistics and every MuJoCo copy mid-episode
     are restored, so the resumed rounds (4 and 5, with an evaluation at 4) equal the uninterrupted ones."""
     overrides = (*TINY_PPO, "algo=fedavg_ppo", "n_agents=2", f"env.vector={vector}", "algo.eval_every=2")
-    result, run_dir = run_into(tmp_path, "run", *overrides, "algo.rounds=5", "checkpoint_every=3")
-    assert result.returncode == 0, result.stderr
+    run_dir = run_keeping_checkpoint(tmp_path, "run", *overrides, "algo.rounds=5", "checkpoint_every=3")
     reference = tmp_path / "reference"
     shutil.copytree(run_dir, reference)
     mark_killed(run_dir)
@@ -187,7 +205,8 @@ def test_hopper_resume_is_bit_identical_mid_episode(tmp_path: Path, vector: str)
 def test_a_sweep_resumes_its_unfinished_jobs_and_runs_those_never_started(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     overrides = ("n_agents=1,2,3", "algo.rounds=7", "checkpoint_every=3", "algo.batch_size=8", "progress=false")
-    result = fedrl("run", "-m", *overrides, f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=300)
+    command = [sys.executable, "-c", KEEPING_CHECKPOINTS, "run", "-m", *overrides, "hydra/launcher=basic"]
+    result = subprocess.run([*command, f"hydra.sweep.dir={sweep}"], cwd=tmp_path, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and not path.name.startswith("."))
     reference = tmp_path / "reference"
@@ -241,8 +260,7 @@ def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
 def test_resume_mistakes_are_refused_in_one_line_and_nothing_restarts(tmp_path: Path) -> None:
     """A corrupt summary.json (never a silent restart from round 0), CSVs cut below the checkpoint, `-m` on a run
     dir and a new run or sweep dir: refused with exit 2, one line saying how to recover, the run left as it is."""
-    result, done = run_into(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
-    assert result.returncode == 0, result.stderr
+    done = run_keeping_checkpoint(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
     corrupt, cut, killed = tmp_path / "corrupt", tmp_path / "cut", tmp_path / "killed"
     for run_dir in (corrupt, cut, killed):
         shutil.copytree(done, run_dir)
@@ -277,8 +295,7 @@ class _Payload:
 def test_a_checkpoint_that_would_run_code_or_is_cut_short_is_refused_in_one_line(tmp_path: Path) -> None:
     """Loading a checkpoint never runs code from the file: a `__reduce__` payload is refused before it runs;
     a truncated checkpoint is refused too (exit 2, one line each), and the run is left as it was."""
-    result, done = run_into(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
-    assert result.returncode == 0, result.stderr
+    done = run_keeping_checkpoint(tmp_path, "done", "algo.rounds=6", "checkpoint_every=2", "progress=false")
     hostile, truncated = tmp_path / "hostile", tmp_path / "truncated"
     for run_dir in (hostile, truncated):
         shutil.copytree(done, run_dir)
@@ -296,22 +313,33 @@ def test_a_checkpoint_that_would_run_code_or_is_cut_short_is_refused_in_one_line
     assert not marker.exists()
 
 
-def test_resume_refuses_a_run_that_is_still_running(tmp_path: Path) -> None:
-    result, run_dir = run_into(tmp_path, "run", "algo.rounds=2", "progress=false")
-    assert result.returncode == 0, result.stderr
-    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", "fedrl"])  # alive, this host
+def test_resume_refuses_a_run_that_is_still_being_written_until_its_process_is_gone(tmp_path: Path) -> None:
+    """The owner is the process holding the run dir's lock: two resumes at once are refused, and a lock left by a
+    killed process does not block."""
+    long = [override for override in SAMPLED if not override.startswith("algo.rounds")] + ["algo.rounds=100000"]
+    process, run_dir = start(tmp_path, "run", *long)
+    wait_for_rows(process, run_dir / "metrics.csv", 12)
+    refused = fedrl("resume", str(run_dir), cwd=tmp_path)
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"fedrl: error: {run_dir} is still being written by fedrl (pid {process.pid} on {socket.gethostname()}): "
+        "let it end or stop it first\n"
+    )
+    process.kill()
+    process.wait()
+    command = [sys.executable, "-m", "fedrl_cli", "resume", str(run_dir)]
+    resumed = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        data = summary(run_dir)
-        data.update(status="running", pid=running.pid)
-        (run_dir / "summary.json").write_text(json.dumps(data))
-        result = fedrl("resume", str(run_dir), cwd=tmp_path)
+        deadline = time.monotonic() + 60
+        while summary(run_dir).get("pid") != resumed.pid and time.monotonic() < deadline:  # it holds the lock
+            time.sleep(0.05)
+        second = fedrl("resume", str(run_dir), cwd=tmp_path)
+        assert second.returncode == 2 and f"(pid {resumed.pid} on " in second.stderr, second.stderr
     finally:
-        running.kill()
-        running.wait()
-    assert result.returncode == 2
-    assert f"is still running (pid {running.pid} on {data['host']}): stop it first" in result.stderr
-    result = fedrl("resume", str(run_dir), cwd=tmp_path)  # once that process is gone, the run can be resumed
-    assert result.returncode == 0, result.stderr
+        resumed.kill()
+        resumed.wait()
+    rounds = [row["round"] for row in rows(run_dir / "metrics.csv")]
+    assert rounds == [str(r) for r in range(len(rounds))]  # one writer: no round twice
 
 
 def test_an_interrupted_write_leaves_the_previous_file_whole(tmp_path: Path) -> None:

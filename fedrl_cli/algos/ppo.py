@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from fedrl_cli.envs.hopper import FederatedHopper, RunningMoments
+from fedrl_cli.metrics import atomic_file
 from fedrl_cli.seeding import agent_generators, agent_torch_generators
 
 
@@ -340,7 +341,8 @@ def save_model(
     are stored as tensors, so that :func:`load_model` reads the file with ``weights_only`` (no code from it runs)."""
     statistics = {key: torch.from_numpy(np.asarray(value)) for key, value in asdict(normalisation).items()}
     saved = {"state_dict": model.state_dict(), "normalisation": statistics, "maps": torch.from_numpy(maps)}
-    torch.save({**saved, "config": config}, path)
+    with atomic_file(path, binary=True) as handle:  # never half a model; a refused write names the file
+        torch.save({**saved, "config": config}, handle)
 
 
 def load_model(path: Path) -> tuple[ActorCritic, RunningMoments, np.ndarray, dict[str, Any]]:
