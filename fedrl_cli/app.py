@@ -49,6 +49,9 @@ from fedrl_cli.runs import find_run_dirs, read_summary
 
 CONF_DIR = Path(__file__).resolve().parent / "conf"
 log = logging.getLogger("fedrl")
+# swept values in job dir names (:func:`fedrl_cli.rundir.job_subdir`); registered wherever a job runs, as it
+# imports this module
+OmegaConf.register_new_resolver("fedrl_name", rundir.job_name, replace=True)
 
 
 # set to "1" (by `fedrl resume`, through hydra.job.env_set) to continue the runs already in the run dirs
@@ -86,6 +89,9 @@ class RunDirs(Callback):
         with _escalated():
             directory = _claimed(config, "sweep")
             STARTED.append(directory)
+            if not _user_set(config, "hydra.sweep.subdir"):
+                subdir = rundir.job_subdir(config.hydra.sweeper.get("params"), list(config.hydra.overrides.task))
+                _set_hydra(config, "hydra.sweep.subdir", subdir, f"'{subdir}'")
             if not _resuming(config):
                 runs = find_run_dirs([directory])
                 if runs and not config.get("overwrite"):
@@ -115,17 +121,26 @@ def _claimed(config: DictConfig, mode: str) -> Path:
     every job's config, composed anew from the overrides, has it too)."""
     key = f"hydra.{mode}.dir"
     directory = Path(OmegaConf.select(config, key))
-    if any(override.lstrip("+~").startswith(f"{key}=") for override in config.hydra.overrides.hydra):
+    if _user_set(config, key):
         directory.mkdir(parents=True, exist_ok=True)
     else:
         claimed = rundir.claim_new(directory)
         if claimed != directory:
-            with read_write(config.hydra):
-                OmegaConf.update(config, key, str(claimed))
-                config.hydra.overrides.hydra.append(f"{key}={rundir.quoted(claimed)}")
+            _set_hydra(config, key, str(claimed), rundir.quoted(claimed))
             directory = claimed
     rundir.acquire(directory)
     return directory
+
+
+def _user_set(config: DictConfig, key: str) -> bool:
+    return any(override.lstrip("+~").startswith(f"{key}=") for override in config.hydra.overrides.hydra)
+
+
+def _set_hydra(config: DictConfig, key: str, value: str, override_value: str) -> None:
+    """Set Hydra's ``key`` in the config and as an override (a sweep's jobs are composed anew from the overrides)."""
+    with read_write(config.hydra):
+        OmegaConf.update(config, key, value)
+        config.hydra.overrides.hydra.append(f"{key}={override_value}")
 
 
 def _now() -> str:
@@ -147,7 +162,8 @@ def _saved_config(cfg: DictConfig, run_dir: Path, previous: dict[str, Any] | Non
     if not saved:
         return composed
     launch = (*PLACEMENT_KEYS, "overwrite")  # where it runs may change; overwrite concerns only new runs
-    saved = {**saved, **{key: composed[key] for key in launch if key in composed}}
+    added = {key: value for key, value in composed.items() if key not in saved}  # keys newer than the run
+    saved = {**added, **saved, **{key: composed[key] for key in launch if key in composed}}
     if saved != composed:
         log.warning("fedrl: the config tree changed since %s started; it goes on with its own saved config", run_dir)
         OmegaConf.save(OmegaConf.create(saved), run_dir / ".hydra" / "config.yaml")
@@ -210,17 +226,21 @@ def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool
         record()
         algo, env = config["algo"]["name"], config["env"]["name"]
         rounds, every = config["algo"]["rounds"], config["checkpoint_every"]
-        log.info("fedrl: %s on %s, n_agents=%d, rounds=%d → %s", algo, env, config["n_agents"], rounds, run_dir)
+        job = f"[{run_dir.name}] " if in_sweep else ""  # parallel jobs' lines interleave: each names its job
+        start = f"resuming from round {resumed.round}" if resumed else "resuming from the start (no checkpoint)"
+        start = f", {start}" if previous is not None else ""
+        shape = f"{algo} on {env}, n_agents={config['n_agents']}, rounds={rounds}"
+        log.info("fedrl: %s%s → %s%s", job, shape, run_dir, start)
         for warning in warnings(config):
-            log.warning("fedrl: warning: %s", warning)
-        if previous is not None:
-            log.info("fedrl: resuming from %s", f"round {resumed.round}" if resumed else "the start (no checkpoint)")
+            log.warning("fedrl: %swarning: %s", job, warning)
         experiment = build(config)
         if resumed is not None:
             experiment.restore(checkpoint.load_state(run_dir, experiment.rebuilt()))
         show = config["progress"] and not in_sweep
         with RoundProgress(rounds, show, f"{algo}/{env}") as progress:
-            final = run_rounds(experiment, rounds, config["n_agents"], run_dir, progress, every, resumed)
+            final = run_rounds(
+                experiment, rounds, config["n_agents"], run_dir, progress, every, resumed, config["agent_metrics_every"]
+            )
         experiment.finish(run_dir)
         record(status="completed", final=final, finished=_now())
         checkpoint.discard(run_dir)  # after the summary says completed: a kill in between loses nothing
@@ -234,7 +254,8 @@ def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool
         if experiment is not None:
             experiment.close()
     shown = ", ".join(f"{k}={v:.6g}" for k, v in final.items() if isinstance(v, float) and k != "wall_s")
-    log.info("fedrl: completed %d rounds in %.2fs: %s", final["round"], summary["wall_s"], shown)
+    job = f"[{run_dir.name}] " if in_sweep else ""
+    log.info("fedrl: %scompleted %d rounds in %.2fs: %s", job, final["round"], summary["wall_s"], shown)
     return final
 
 

@@ -27,6 +27,7 @@ app = typer.Typer(
     help="fedrl: federated reinforcement learning experiments. Run `fedrl run --help` for the config groups.",
     add_completion=False,
     no_args_is_help=True,
+    rich_markup_mode=None,  # click's plain help: paragraphs rewrapped, metavars such as PATHS... and --out PATH
 )
 
 
@@ -169,6 +170,8 @@ def _path_failure(error: OSError, sweep: bool) -> typer.Exit:
     failed launch (with the sweep's count line) when a write failed, e.g. on a full disk."""
     from fedrl_cli import app as task
 
+    if error.errno == errno.EPIPE:  # the reader of our output went away (`fedrl run --help | head`)
+        return typer.Exit(0)
     started = task.STARTED[0] if task.STARTED else None
     where = error.filename or (f"a job's files in {started}" if started else "the run dir")
     reason = (error.strerror or str(error)).lower()
@@ -237,7 +240,10 @@ def _launch(arguments: list[str]) -> None:
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def resume(
     ctx: typer.Context,
-    path: Annotated[Path, typer.Argument(help="A run dir, or a sweep dir (all its unfinished jobs are resumed).")],
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="A run dir, or a sweep dir (all its unfinished jobs are resumed)."),
+    ],
 ) -> None:
     """Continue a killed, interrupted or failed run from its last checkpoint, with its own saved config; on a
     sweep dir, every job that has not completed (jobs that never started run now), with the sweep's launcher.
@@ -329,9 +335,9 @@ def plot(
 
 @app.command()
 def evaluate(
-    run_dir: Annotated[Path, typer.Argument(help="A finished PPO run dir (it holds model.pt).")],
-    episodes: Annotated[int, typer.Option(min=1, help="Episodes per agent.")] = 10,
-    seed: Annotated[int, typer.Option(help="Seed of the evaluation environments.")] = 0,
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A finished PPO run dir (it holds model.pt).")],
+    episodes: Annotated[int, typer.Option(min=1, metavar="N", help="Episodes per agent.")] = 10,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the evaluation environments, in [0, 2^32).")] = 0,
 ) -> None:
     """Evaluate a saved PPO model: each agent's deterministic policy on its own environment (its action map
     and its frozen observation statistics).
@@ -394,5 +400,27 @@ def _main(
     """fedrl: federated reinforcement learning experiments from Hydra configs."""
 
 
+COMMANDS = ("run", "resume", "plot", "evaluate", "list")
+
+
+def _shell_completion(arguments: list[str]) -> None:
+    """Hydra's shell completion (``eval "$(fedrl -sc install=bash)"``, see ``fedrl run --hydra-help``): on tab the
+    installed script calls ``fedrl -sc query=bash`` with the command line in ``COMP_LINE``; after ``fedrl run``
+    Hydra completes config groups and keys, before it the commands are offered."""
+    words = os.environ.get("COMP_LINE", "").split(" ")
+    if any(argument.startswith("query") for argument in arguments):
+        if len(words) < 3 or words[1] != "run":
+            typer.echo(" ".join(COMMANDS))
+            return
+        os.environ["COMP_LINE"] = " ".join([words[0], *words[2:]])  # as if the task were the program itself
+    _launch(arguments)
+
+
 def main() -> None:
-    app()
+    if sys.argv[1:2] in (["-sc"], ["--shell-completion"]):
+        try:
+            _shell_completion(sys.argv[1:])
+        except typer.Exit as stop:
+            sys.exit(stop.exit_code)
+        return
+    app(prog_name="fedrl")

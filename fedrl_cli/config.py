@@ -76,10 +76,15 @@ MAX_FLOATS = 2**27
 # one Hopper-v5 copy's MuJoCo model and data, in 8-byte floats (about 1.1 MB)
 MUJOCO_COPY_FLOATS = 140_000
 
+# agent_metrics.csv: about this many bytes a row; a run that would write more than AGENT_METRICS_WARN_BYTES is warned
+AGENT_ROW_BYTES = 100
+AGENT_METRICS_WARN_BYTES = 10**9
+
 TOP_LEVEL: dict[str, Rule] = {
     "n_agents": integer(1),
     "seed": seed(),
     "checkpoint_every": integer(0),
+    "agent_metrics_every": integer(0),
     "progress": BOOLEAN,
     "overwrite": BOOLEAN,
     "backend": one_of("local", "ray"),
@@ -346,6 +351,13 @@ def warnings(cfg: Mapping[str, Any]) -> list[str]:
         found.append(
             f"workers={cfg['workers']} and ray_address={_show(cfg['ray_address'])} are ignored with backend=local: "
             "every agent runs in this process (set backend=ray to split them over workers)"
+        )
+    every = cfg["agent_metrics_every"]
+    size = AGENT_ROW_BYTES * cfg["n_agents"] * (algo["rounds"] // every + 1 if every else 0)
+    if size > AGENT_METRICS_WARN_BYTES:
+        found.append(
+            f"agent_metrics.csv would take about {size / 1e9:.1f} GB (n_agents={cfg['n_agents']} rows every "
+            f"{every} rounds of {algo['rounds']}): set agent_metrics_every=K to keep every K-th round, or 0 for none"
         )
     if algo.get("gradient") == "sampled":
         needed = theorem_horizon(cfg["n_agents"], algo["local_steps"], algo["rounds"], env["gamma"])

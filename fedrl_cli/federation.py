@@ -106,9 +106,11 @@ def run_rounds(
     progress: RoundProgress,
     checkpoint_every: int = 0,
     resumed: checkpoint.Header | None = None,
+    agent_metrics_every: int = 1,
 ) -> dict[str, Any]:
     """Run rounds ``1..rounds`` of ``experiment`` (from ``resumed.round + 1`` when resuming from that checkpoint),
-    logging ``measure()`` after each and before the first.
+    logging ``measure()`` after each and before the first; per-agent rows every ``agent_metrics_every`` rounds
+    and at the last (0: none, the file keeps its header).
 
     Returns the last row of ``metrics.csv``; raises :class:`RunFailed` naming the round when a metric is not
     finite or a round raises, :class:`Interrupted` when a signal stopped it.
@@ -145,7 +147,8 @@ def run_rounds(
                     )
                 metrics_log, agent_log = logs
                 metrics_log.write(row)
-                for agent in range(n_agents):
+                thinned = agent_metrics_every == 0 or (round_index % agent_metrics_every and round_index < rounds)
+                for agent in range(0 if thinned else n_agents):
                     values = {
                         key: None if array[agent] is None else float(array[agent])
                         for key, array in measured.agent_metrics.items()

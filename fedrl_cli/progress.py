@@ -1,11 +1,18 @@
-"""A rich progress bar over rounds that shows the latest metrics; silent when off or not on a terminal."""
+"""A rich progress bar over rounds with elapsed time, ETA and the latest metrics; silent when off or not on a tty."""
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 SHOWN_METRICS = 3  # the leading metrics of a round, shown beside the bar
 
@@ -19,6 +26,8 @@ class RoundProgress:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
                 TextColumn("{task.fields[status]}"),
             )
             self._task = self._bar.add_task(label, total=total, status="")

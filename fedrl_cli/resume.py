@@ -31,6 +31,11 @@ RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
 _REPLACED = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", f"++hydra.job.env_set.{RESUME_ENV}=")
 
 
+def _listed(overrides: Any) -> list[str]:
+    """Saved overrides as written: not resolved (the job dir names hold interpolations such as ``${n_agents}``)."""
+    return list(OmegaConf.to_container(overrides, resolve=False))
+
+
 def _kept(hydra_overrides: list[str]) -> list[str]:
     return [override for override in hydra_overrides if not override.startswith(_REPLACED)]
 
@@ -65,12 +70,8 @@ def _check_job(run_dir: Path) -> dict[str, Any]:
 
 def _sweep_size(multirun: Any) -> int | None:
     """How many jobs the sweep has: the product of its sweep overrides' lengths (None if that cannot be told)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    params = multirun.hydra.sweeper.get("params") or {}
-    overrides = [f"{key}={value}" for key, value in params.items()] + list(multirun.hydra.overrides.task)
     try:
-        parsed = {o.get_key_element(): o for o in OverridesParser.create().parse_overrides(overrides)}
+        parsed = rundir.sweep_overrides(multirun.hydra.sweeper.get("params"), _listed(multirun.hydra.overrides.task))
         return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed.values())
     except Exception:
         return None
@@ -101,7 +102,7 @@ def plan(path: Path, extra: list[str]) -> list[str]:
         statuses = [_check_job(run_dir).get("status") for run_dir in find_run_dirs([path])]
         if statuses and all(status == "completed" for status in statuses) and len(statuses) == _sweep_size(multirun):
             raise ResumeError(f"all {len(statuses)} jobs of the sweep {path} completed: nothing to resume")
-        task, hydra = list(multirun.hydra.overrides.task), _kept(list(multirun.hydra.overrides.hydra))
+        task, hydra = _listed(multirun.hydra.overrides.task), _kept(_listed(multirun.hydra.overrides.hydra))
         return ["-m", *task, *hydra, f"hydra.sweep.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if (path / "summary.json").is_file():
         summary = _check_job(path)
@@ -112,8 +113,8 @@ def plan(path: Path, extra: list[str]) -> list[str]:
             raise ResumeError(f"{path} failed on bad input ({summary.get('error')}): fix it and start a new run")
         if not (path / ".hydra" / "overrides.yaml").is_file():
             raise ResumeError(f"{path} has no .hydra/overrides.yaml: it was not made by `fedrl run`")
-        task = list(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
-        hydra = _kept(list(OmegaConf.load(path / ".hydra" / "hydra.yaml").hydra.overrides.hydra))
+        task = _listed(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
+        hydra = _kept(_listed(OmegaConf.load(path / ".hydra" / "hydra.yaml").hydra.overrides.hydra))
         return [*task, *hydra, f"hydra.run.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if not path.is_dir():
         raise ResumeError(f"{path}: no such directory")

@@ -12,12 +12,17 @@ from __future__ import annotations
 import fcntl
 import itertools
 import os
+import re
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from fedrl_cli.errors import DirRefused
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 LOCK_FILE = ".fedrl.lock"
 # what a run writes besides Hydra's files and its log: replaced as a whole by `overwrite=true`
@@ -119,6 +124,35 @@ def claim_new(directory: Path) -> Path:
 def quoted(path: Path) -> str:
     """``path`` as a quoted Hydra override value (so commas or spaces in it are not read as a sweep)."""
     return "'" + str(path).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def sweep_overrides(params: Mapping[str, Any] | None, task: list[str]) -> dict[str, Override]:
+    """A sweep's overrides by key, from its sweeper params (a preset's) and its command line's (later wins)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    overrides = [f"{key}={value}" for key, value in (params or {}).items()] + list(task)
+    return {o.get_key_element().lstrip("+~"): o for o in OverridesParser.create().parse_overrides(overrides)}
+
+
+def job_name(value: Any) -> str:
+    """A config value as part of a folder name: lists comma-joined, anything but letters, digits and ``.,+-=`` as
+    ``-``, at most 40 characters (the OmegaConf resolver ``fedrl_name``)."""
+    text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+    return re.sub(r"[^\w.,+=-]", "-", text)[:40]
+
+
+def job_subdir(params: Mapping[str, Any] | None, task: list[str]) -> str:
+    """``hydra.sweep.subdir`` naming each job by the values it sweeps: ``3_fastfedpg_tabular_n_agents=4_seed=1``
+    (the algorithm and environment are always there; keys of Hydra's own are left out)."""
+    swept = [
+        key
+        for key, override in sweep_overrides(params, task).items()
+        if override.is_sweep_override() and key not in ("algo", "env") and not key.startswith("hydra")
+    ]
+    if any(not re.fullmatch(r"[\w.]+", key) for key in swept):  # a group path (e.g. ppo/...): no value to name
+        swept = [key for key in swept if re.fullmatch(r"[\w.]+", key)]
+    values = "".join(f"_{key.rsplit('.', 1)[-1]}=${{fedrl_name:${{{key}}}}}" for key in sorted(swept))
+    return "${hydra.job.num}_${algo.name}_${env.name}" + values
 
 
 def results_in(directory: Path) -> list[str]:

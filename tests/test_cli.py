@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
-from conftest import fedrl
+from conftest import compose_config, fedrl, run_into
 
 TINY = ("algo.rounds=3", "algo.batch_size=4", "algo.horizon=5", "n_agents=2", "progress=false")
 
@@ -174,11 +178,49 @@ def test_list_help_and_cfg(tmp_path: Path) -> None:
     assert "algo: fastfedpg, fedavg_pg, fedavg_ppo, fedsubspace_ac, local_pg, single_ppo" in helped.stdout
     assert "env: hopper, tabular" in helped.stdout
     assert "local_steps" in helped.stdout
+    assert "130 interrupted by Ctrl-C or SIGTERM" in helped.stdout
+    hint = 'eval "$(fedrl -sc install=bash)"'
+    assert hint in helped.stdout
+    script = fedrl("-sc", "install=bash", cwd=tmp_path)  # the hint works
+    assert script.returncode == 0 and "complete -o nospace -o default -F hydra_bash_completion fedrl" in script.stdout
+    for line, offered in (
+        ("fedrl run algo=fe", "algo=fedavg_pg"),
+        ("fedrl run env.ga", "env.gamma="),
+        ("fedrl re", "resume"),
+    ):
+        completed = subprocess.run(
+            [sys.executable, "-m", "fedrl_cli", "-sc", "query=bash"],
+            env={**os.environ, "COMP_LINE": line, "COMP_POINT": str(len(line))},
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+        )
+        assert offered in completed.stdout.split(), (line, completed.stdout, completed.stderr)
+    for command, shown in (("plot", "Usage: fedrl plot [OPTIONS] PATH..."), ("evaluate", "--episodes N")):
+        text = fedrl(command, "--help", cwd=tmp_path).stdout
+        assert shown in text and "{" not in text.split("Options")[0], text
+    assert "<bool>" not in fedrl("--help", cwd=tmp_path).stdout
     shown = fedrl("run", "--cfg", "job", "algo=local_pg", "n_agents=3", cwd=tmp_path)
     assert shown.returncode == 0
     config = yaml.safe_load(shown.stdout)
     assert config["algo"]["name"] == "local_pg" and config["n_agents"] == 3
     assert not (tmp_path / "outputs").exists()  # --cfg runs nothing
+
+
+def test_agent_metrics_every_thins_or_turns_off_the_per_agent_rows(tmp_path: Path) -> None:
+    for every, rounds in ((4, [0, 4, 8, 10]), (0, [])):
+        result, run_dir = run_into(
+            tmp_path, f"every{every}", "algo.rounds=10", "n_agents=2", f"agent_metrics_every={every}"
+        )
+        assert result.returncode == 0, result.stderr
+        agent_rows = pd.read_csv(run_dir / "agent_metrics.csv")
+        assert sorted(set(agent_rows["round"])) == rounds and len(agent_rows) == 2 * len(rounds)
+        assert len(pd.read_csv(run_dir / "metrics.csv")) == 11
+    from fedrl_cli.config import warnings
+
+    big = compose_config("n_agents=100000", "algo.rounds=200", "algo.gradient=exact")
+    assert any("agent_metrics.csv would take about 2.0 GB" in warning for warning in warnings(big))
+    assert not any("agent_metrics.csv" in warning for warning in warnings({**big, "agent_metrics_every": 10}))
 
 
 def test_a_run_dir_that_cannot_be_a_folder_exits_2_in_one_line(tmp_path: Path) -> None:

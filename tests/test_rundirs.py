@@ -115,7 +115,7 @@ def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_
     long = [override for override in SAMPLED if not override.startswith("algo.rounds")] + ["algo.rounds=100000"]
     command = [sys.executable, "-m", "fedrl_cli", "run", "-m", *long, "seed=0,1", f"hydra.sweep.dir={sweep}"]
     parent = subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    job = sweep / "0_fastfedpg_tabular"
+    job = sweep / "0_fastfedpg_tabular_seed=0"
     try:
         wait_for_rows(parent, job / "metrics.csv", 5)
         line = one_error_line(fedrl("resume", str(sweep), cwd=tmp_path), 2)
@@ -123,9 +123,11 @@ def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_
         parent.kill()  # the joblib workers go on writing their jobs
         parent.wait()
         line = one_error_line(fedrl("resume", str(sweep), cwd=tmp_path), 2)
-        assert "_fastfedpg_tabular is still being written by fedrl (pid " in line, line
+        assert "_fastfedpg_tabular_seed=1 is still being written by fedrl (pid " in line or (
+            "_fastfedpg_tabular_seed=0 is still being written by fedrl (pid " in line
+        ), line
     finally:
-        for job_dir in sweep.glob("*_fastfedpg_tabular"):
+        for job_dir in sweep.glob("*_fastfedpg_tabular_seed=*"):
             pid = (job_dir / ".fedrl.lock").read_text().split()[0]
             subprocess.run(["kill", "-9", pid], check=False)
 
@@ -194,7 +196,7 @@ def test_a_write_error_in_one_sweep_job_fails_that_job_and_the_others_go_on(
     result = CliRunner().invoke(app, [*arguments, f"hydra.sweep.dir={sweep}"])
     assert result.exit_code == 1, result.output
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
-    failed = sweep / "1_fastfedpg_tabular"
+    failed = sweep / "1_fastfedpg_tabular_seed=1"
     expected = (
         f"fedrl: error: no space left on device writing {failed}/metrics.csv; rows up to round 4 are kept; "
         f"free space and run `fedrl resume {failed}`"
@@ -202,7 +204,8 @@ def test_a_write_error_in_one_sweep_job_fails_that_job_and_the_others_go_on(
     assert expected in result.stderr.splitlines(), result.stderr
     assert result.stderr.splitlines()[-1].startswith("fedrl: sweep of 3 jobs: 2 completed, 1 failed, 0 with bad input")
     assert summary(failed)["error_type"] == "write_error"
-    assert [summary(sweep / f"{job}_fastfedpg_tabular")["status"] for job in (0, 2)] == ["completed", "completed"]
+    done = [summary(sweep / f"{job}_fastfedpg_tabular_seed={job}")["status"] for job in (0, 2)]
+    assert done == ["completed", "completed"]
 
 
 @pytest.mark.parametrize("how", ["read-only file system", "immutable"])

@@ -143,3 +143,39 @@ def test_a_job_that_raises_is_marked_failed_and_the_others_complete(tmp_path: Pa
     assert jobs[str(source)]["status"] == "failed" and jobs[str(source)]["error_type"] == "error"
     assert "model.pt is not a model this fedrl can read" in jobs[str(source)]["error"]
     assert "sweep of 2 jobs: 1 completed, 1 failed, 0 with bad input" in result.stderr
+
+
+def test_job_dirs_name_their_swept_values(tmp_path: Path) -> None:
+    result, sweep = multirun(
+        tmp_path, "algo=fastfedpg,fedavg_pg", "n_agents=1,2", "env.reward_heterogeneity=0.5", *TINY
+    )
+    assert result.returncode == 0, result.stderr
+    names = sorted(path.name for path in sweep.iterdir() if path.is_dir())
+    assert names == [
+        "0_fastfedpg_tabular_n_agents=1",
+        "1_fastfedpg_tabular_n_agents=2",
+        "2_fedavg_pg_tabular_n_agents=1",
+        "3_fedavg_pg_tabular_n_agents=2",
+    ]  # a value that is not swept is not in the name
+    for name, summary in job_summaries(sweep).items():
+        assert name.endswith(f"n_agents={summary['config']['n_agents']}")
+        assert f"[{name}] completed 2 rounds" in result.stdout  # each job's lines name it
+    preset, preset_sweep = fedrl("run", "-m", "+sweep=seeds", *TINY, cwd=tmp_path), None
+    assert preset.returncode == 0, preset.stderr
+    preset_sweep = next((tmp_path / "outputs" / "sweeps").glob("*/*"))
+    assert all("_seed=" in path.name for path in preset_sweep.iterdir() if path.is_dir())
+
+
+def test_an_algorithm_sweep_takes_a_key_every_swept_algorithm_has(tmp_path: Path) -> None:
+    tiny = [override for override in TINY_PPO if not override.startswith("algo.")]
+    overrides = ("algo=single_ppo,fedavg_ppo", *tiny, "algo.rollout_steps=64", "algo.rounds=1", "algo.eval_every=0")
+    result, sweep = multirun(tmp_path, *overrides, "algo.minibatches=2", "algo.update_epochs=1", "n_agents=1")
+    assert result.returncode == 0, result.stderr
+    assert {name: s["config"]["algo"]["rollout_steps"] for name, s in job_summaries(sweep).items()} == {
+        "0_single_ppo_hopper": 64,
+        "1_fedavg_ppo_hopper": 64,
+    }
+    refused, _ = multirun(tmp_path, "algo=fastfedpg,fedsubspace_ac", "algo.rank=2", *TINY)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().startswith("fedrl: error: algo.rank: unknown key")
+    assert "`++algo.rank=...` for a key that only some of them have" in refused.stderr
