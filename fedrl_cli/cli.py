@@ -267,19 +267,49 @@ def resume(
 
 @app.command()
 def plot(
-    paths: Annotated[list[Path], typer.Argument(help="Run dirs and/or sweep dirs (searched recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(metavar="PATH", help="Run dirs and/or sweep dirs (searched recursively).")
+    ],
     out: Annotated[
-        Path | None, typer.Option(help="Folder for figures and tables (default: <first path>/plots).")
+        Path | None,
+        typer.Option(
+            metavar="PATH",
+            help="Folder for figures and tables (default: <first path>/plots); an existing file exits 2.",
+        ),
     ] = None,
     metric: Annotated[
-        str | None, typer.Option(help="Metric to plot (default: gap if present, else objective or return_mean).")
+        str | None,
+        typer.Option(
+            metavar="NAME",
+            help="Metric to plot; groups of runs without it are left out and listed. Default, per run family: gap "
+            "for tabular policy gradient (objective where J* is unknown, e.g. transition heterogeneity), "
+            "critic_error for fedsubspace_ac on tabular, eval_return_mean for Hopper (return_mean without "
+            "evaluations); runs whose defaults differ are plotted each into <out>/<metric>/.",
+        ),
     ] = None,
-    x: Annotated[str, typer.Option(help="x axis: round, samples, samples_per_agent, comm_floats or wall_s.")] = "round",
+    x: Annotated[
+        str, typer.Option(metavar="AXIS", help="x axis: round, samples, samples_per_agent, comm_floats or wall_s.")
+    ] = "round",
     target: Annotated[
-        float | None, typer.Option(help="Level ε for the speedup (default: what the smallest N reaches at its end).")
+        float | None,
+        typer.Option(
+            metavar="EPS",
+            help="Level ε for the speedup, a finite number > 0 (default: per algorithm, the worst final seed-mean "
+            "level across N, which every N reaches: the largest for gaps and errors, the smallest for returns).",
+        ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="Figure format: png, pdf or svg.")] = "png",
-    include_failed: Annotated[bool, typer.Option(help="Also plot runs that failed or are still running.")] = False,
+    target_fraction: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            help="Instead of --target: ε = F × the largest initial (round-0) seed-mean level across N, 0 < F < 1, "
+            "for metrics where lower is better (gaps, errors).",
+        ),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT", help="Figure format: png, pdf or svg.")] = "png",
+    include_failed: Annotated[
+        bool, typer.Option(help="Also plot runs that failed or are still running (their complete rows).")
+    ] = False,
     tune: Annotated[
         str | None,
         typer.Option(
@@ -294,11 +324,12 @@ def plot(
     """Figures and tables from finished runs: convergence, speedup vs agents (with a 95% bootstrap band over
     seeds), bias vs local steps, summary.csv and speedup.csv.
 
+    Runs that differ in any config key but the seeds are separate curves. T_ε is the rounds from which a
+    setting's seed-mean curve stays at ε or better. Unreadable runs (a cut or garbled metrics.csv, a bad
+    summary.json) are listed with the reason and left out; exit 2 when nothing can be plotted.
     Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`;
     `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its own best step size.
     """
-    import pandas as pd
-
     from fedrl_cli.results import NoRuns, load_results
 
     try:
@@ -306,31 +337,18 @@ def plot(
     except NoRuns as error:
         raise _fail(str(error), 2) from None
     # after the quick checks: matplotlib is slow to import
-    from fedrl_cli.plots import PlotError, lower_is_better, make_plots
+    from fedrl_cli.plots import PlotError, describe, make_plots
 
     try:
         keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
-        report = make_plots(results, out or paths[0] / "plots", metric, x, target, fmt, tune_keys=keys)
+        folder = out or paths[0] / "plots"
+        report = make_plots(results, folder, metric, x, target, fmt, keys, target_fraction)
     except PlotError as error:
         raise _fail(str(error), 2) from None
-    loaded = len(results.runs) - len(results.skipped)
-    typer.echo(f"fedrl: {loaded} runs plotted")
-    for run in results.skipped:
-        reason = f": {run.error}" if run.error else ""
-        typer.echo(f"  skipped ({run.status}) {run.path}{reason}")
-    with pd.option_context("display.width", 160, "display.max_columns", 40, "display.float_format", "{:.4g}".format):
-        if report.choices is not None:
-            metric_name = report.summary["metric"].iloc[0]
-            better = "lowest" if lower_is_better(metric_name) else "highest"
-            typer.echo(f"tuned (the best value per group, by the {better} seed-mean final {metric_name}):")
-            typer.echo(report.choices.to_string(index=False))
-        typer.echo(report.summary.to_string(index=False))
-        if report.speedup is not None:
-            typer.echo(report.speedup.to_string(index=False))
-    for note in report.notes:
-        typer.echo(f"  {note}")
-    for file in report.files:
-        typer.echo(f"wrote {file}")
+    for line in describe(results, report):
+        typer.echo(line)
+    for warning in report.warnings:
+        typer.echo(f"fedrl: warning: {warning}", err=True)
 
 
 @app.command()

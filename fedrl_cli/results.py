@@ -8,8 +8,11 @@ keys sweeps usually vary (``local_steps``, ``reward_heterogeneity``, ...).
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +23,35 @@ from fedrl_cli.runs import Run, find_run_dirs, read_run
 # short column names for the config keys sweeps vary most
 ALIASES = {
     "local_steps": "algo.local_steps",
-    "rounds": "algo.rounds",
     "gradient": "algo.gradient",
     "reward_heterogeneity": "env.reward_heterogeneity",
     "transition_heterogeneity": "env.transition_heterogeneity",
 }
-# config keys that never separate two runs into different groups
-NOT_GROUPING = {"seed", "progress", "algo.rounds", "rounds"}
+# config keys that never separate two runs into different groups: the seed (with the other seeds, the replicate
+# axis) and the keys that by contract do not change a run's numbers (display, checkpoints, where it computes)
+NOT_GROUPING = {"seed", "progress", "checkpoint_every", "backend", "workers", "ray_address"}
 
 
 class NoRuns(ValueError):
-    """Nothing to read: no run under the given paths, or none that completed."""
+    """Nothing to read: no run under the given paths, or none that completed and can be read."""
+
+
+class Unreadable(ValueError):
+    """A run's files cannot be used: the message names the file (relative to the run dir) and says why."""
 
 
 @dataclass
 class Results:
     """``frame``: one row per (run, round) of the loaded runs; ``runs``: every run found, with its status;
     ``config_columns``: the config columns of ``frame``; ``tuned``: config keys chosen per group by
-    :func:`fedrl_cli.plots.tune` (they no longer separate groups)."""
+    :func:`fedrl_cli.plots.tune` (they no longer separate groups); ``notes``: what loading changed (a partial last
+    row dropped)."""
 
     frame: pd.DataFrame
     runs: list[Run]
     config_columns: list[str]
     tuned: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
 
     @property
     def skipped(self) -> list[Run]:
@@ -69,6 +78,14 @@ class Results:
         varied = [c for c in columns if self._varies(c)]
         # a short alias and its full key vary together: keep the alias only
         return [c for c in varied if not any(ALIASES.get(alias) == c for alias in varied)]
+
+    def replicate_columns(self) -> list[str]:
+        """The seed columns (:func:`is_replicate`): runs of one group that differ in them are replicates."""
+        return [c for c in self.config_columns if is_replicate(c) and c in self.frame]
+
+    def subset(self, rows: pd.Series) -> Results:
+        """The same runs, config columns and tuned keys, with only the rows of ``frame`` where ``rows`` is true."""
+        return dataclasses.replace(self, frame=self.frame[rows].reset_index(drop=True))
 
 
 def is_replicate(key: str) -> bool:
@@ -97,9 +114,91 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
     return flat
 
 
+def _csv_rows(path: Path) -> tuple[list[list[str]], str]:
+    """The rows of ``path`` (header first) and its text; :class:`Unreadable` when it is missing, empty or not text."""
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise Unreadable(f"{path.name} cannot be read ({error.strerror or error})") from None
+    if not data:
+        raise Unreadable(f"{path.name} is empty")
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise Unreadable(f"{path.name} is not a text CSV file (binary data)") from None
+    if "\0" in text:
+        raise Unreadable(f"{path.name} is not a text CSV file (binary data)")
+    try:
+        return list(csv.reader(io.StringIO(text, newline=""))), text
+    except csv.Error as error:
+        raise Unreadable(f"{path.name} is not a valid CSV file ({error})") from None
+
+
+def read_metrics(run: Run) -> tuple[pd.DataFrame, str | None]:
+    """``run``'s ``metrics.csv``, and a note when its last row, cut short (a killed or still running writer), was
+    dropped. :class:`Unreadable` when the file is missing, empty, binary, has no ``round`` column first, a row with
+    more or fewer fields than the header (the last one of a completed run included), or a value that is not a
+    number."""
+    path = run.path / "metrics.csv"
+    rows, text = _csv_rows(path)
+    header, note = rows[0], None
+    if not header or header[0] != "round":
+        raise Unreadable(f"{path.name} does not start with a header row whose first column is round")
+    ended = text.endswith("\n")
+    if len(rows) > 1 and (len(rows[-1]) < len(header) or not ended):
+        detail = f"({len(rows[-1])} of {len(header)} fields{'' if ended else ', no end of line'})"
+        if run.status == "completed":
+            raise Unreadable(f"{path.name}: its last row is cut short {detail}, although the run completed")
+        body = text.removesuffix("\n")
+        rows, text = rows[:-1], body[: body.rfind("\n") + 1]
+        note = f"{path}: its last row, cut short {detail}, is left out ({run.status} run)"
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise Unreadable(f"{path.name}: line {number} has {len(row)} fields, the header {len(header)}")
+    if len(rows) == 1:
+        raise Unreadable(f"{path.name} has a header but no complete row")
+    frame = pd.read_csv(io.StringIO(text))
+    text_columns = [column for column in frame if not pd.api.types.is_numeric_dtype(frame[column])]
+    if text_columns or frame["round"].isna().any():
+        column = text_columns[0] if text_columns else "round"
+        raise Unreadable(f"{path.name}: column {column} holds values that are not numbers")
+    return frame.astype({"round": int}), note
+
+
+def _load_run(run: Run) -> tuple[pd.DataFrame, dict[str, Any], str | None]:
+    """One run's metrics rows with its flattened config as columns; :class:`Unreadable` when it cannot be used."""
+    if not run.config:
+        raise Unreadable("summary.json has no config")
+    metrics, note = read_metrics(run)
+    config = flatten_config(run.config)
+    metrics = metrics.assign(
+        run_dir=str(run.path), status=run.status, **{k: v for k, v in config.items() if k not in metrics}
+    )
+    return metrics, config, note
+
+
+def _nothing_to_plot(runs: list[Run]) -> NoRuns:
+    """Why no run can be plotted, in one line naming the first unreadable file when there is one."""
+    unreadable = [run for run in runs if run.status == "unreadable"]
+    others = sorted({run.status for run in runs if run.status not in ("completed", "unreadable")})
+    reasons = []
+    if unreadable:
+        more = f" (and {len(unreadable) - 1} more unreadable runs)" if len(unreadable) > 1 else ""
+        reasons.append(f"{unreadable[0].path / unreadable[0].error}{more}")
+    if others:
+        not_completed = sum(run.status in others for run in runs)
+        reasons.append(
+            f"{not_completed} of the {len(runs)} runs found are not completed (statuses: {', '.join(others)}); "
+            "--include-failed plots their rows anyway"
+        )
+    return NoRuns(f"nothing to plot: {'; '.join(reasons)}")
+
+
 def load_results(paths: Iterable[Path], include_failed: bool = False) -> Results:
     """Load the runs under ``paths``; runs not completed are listed in ``runs`` but left out of ``frame``
-    unless ``include_failed`` (their rows up to the failure are then kept)."""
+    unless ``include_failed`` (their complete rows up to the failure are then kept). A run whose files cannot be
+    used is listed with status ``unreadable`` and the reason as its ``error``. :class:`NoRuns` when nothing
+    can be plotted."""
     paths = [Path(p) for p in paths]
     for path in paths:
         if not path.exists():
@@ -107,25 +206,19 @@ def load_results(paths: Iterable[Path], include_failed: bool = False) -> Results
     runs = [read_run(path) for path in find_run_dirs(paths)]
     if not runs:
         raise NoRuns(f"no runs found under {', '.join(map(str, paths))} (a run dir holds summary.json)")
-    frames, config_columns = [], {}
-    for run in runs:
-        if run.status != "completed" and not include_failed:
+    frames, config_columns, notes = [], {}, []
+    for index, run in enumerate(runs):
+        if run.status == "unreadable" or (run.status != "completed" and not include_failed):
             continue
-        metrics_file = run.path / "metrics.csv"
-        if not metrics_file.is_file() or metrics_file.stat().st_size == 0:
+        try:
+            metrics, config, note = _load_run(run)
+        except Unreadable as error:
+            runs[index] = dataclasses.replace(run, status="unreadable", error=str(error))
             continue
-        metrics = pd.read_csv(metrics_file)
-        config = flatten_config(run.config)
         config_columns.update(dict.fromkeys(config))
-        metrics = metrics.assign(
-            run_dir=str(run.path), status=run.status, **{k: v for k, v in config.items() if k not in metrics}
-        )
         frames.append(metrics)
+        notes += [note] if note else []
     if not frames:
-        statuses = ", ".join(sorted({run.status for run in runs}))
-        raise NoRuns(
-            f"none of the {len(runs)} runs found is completed (statuses: {statuses}); "
-            "--include-failed plots their rows anyway"
-        )
+        raise _nothing_to_plot(runs)
     frame = pd.concat(frames, ignore_index=True)
-    return Results(frame, runs, [c for c in config_columns if c in frame])
+    return Results(frame, runs, [c for c in config_columns if c in frame], notes=notes)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# what a summary.json that is not an object holds, in JSON's words
+JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "true or false"}
+
 
 @dataclass(frozen=True)
 class Run:
@@ -37,13 +40,19 @@ def read_summary(run_dir: Path) -> dict[str, Any] | None:
 
 
 def read_run(path: Path) -> Run:
+    """How the run in ``path`` ended; status ``unreadable`` (the reason in ``error``) when its ``summary.json`` is
+    missing, not valid JSON or not a JSON object."""
     summary = read_summary(path)
     if summary is None:
         return Run(path, "unreadable", "summary.json is missing or not valid JSON", {})
+    if not isinstance(summary, dict):
+        held = JSON_TYPES.get(type(summary), type(summary).__name__)
+        return Run(path, "unreadable", f"summary.json is not a JSON object (it holds {held})", {})
+    config = summary.get("config")
     return Run(
         path,
-        summary.get("status", "unknown"),
+        str(summary.get("status", "unknown")),
         summary.get("error"),
-        summary.get("config") or {},
+        config if isinstance(config, dict) else {},
         summary.get("error_type"),
     )
