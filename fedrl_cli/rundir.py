@@ -147,10 +147,11 @@ def job_subdir(params: Mapping[str, Any] | None, task: list[str]) -> str:
     swept = [
         key
         for key, override in sweep_overrides(params, task).items()
-        if override.is_sweep_override() and key not in ("algo", "env") and not key.startswith("hydra")
+        if override.is_sweep_override()
+        and key not in ("algo", "env")
+        and not key.startswith("hydra")
+        and re.fullmatch(r"[\w.]+", key)  # a group path (e.g. ppo/...) has no value to name
     ]
-    if any(not re.fullmatch(r"[\w.]+", key) for key in swept):  # a group path (e.g. ppo/...): no value to name
-        swept = [key for key in swept if re.fullmatch(r"[\w.]+", key)]
     values = "".join(f"_{key.rsplit('.', 1)[-1]}=${{fedrl_name:${{{key}}}}}" for key in sorted(swept))
     return "${hydra.job.num}_${algo.name}_${env.name}" + values
 
