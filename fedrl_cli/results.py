@@ -29,7 +29,16 @@ ALIASES = {
 }
 # config keys that never separate two runs into different groups: the seed (with the other seeds, the replicate
 # axis) and the keys that by contract do not change a run's numbers (display, checkpoints, where it computes)
-NOT_GROUPING = {"seed", "progress", "checkpoint_every", "backend", "workers", "ray_address"}
+NOT_GROUPING = {
+    "seed",
+    "progress",
+    "checkpoint_every",
+    "agent_metrics_every",
+    "overwrite",
+    "backend",
+    "workers",
+    "ray_address",
+}
 
 
 class NoRuns(ValueError):
