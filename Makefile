@@ -36,8 +36,10 @@ demo: install
 	$(BIN)/fedrl plot $(DEMO_DIR)/local_steps --out $(DEMO_DIR)/plots/local_steps
 	@echo "demo: figures and tables in $(DEMO_DIR)/plots/agents and $(DEMO_DIR)/plots/local_steps"
 
+# two test processes (pytest-xdist): the tests are isolated (each in its own tmp_path); the Ray tests share one
+# process (xdist_group "ray"), as they share a Ray instance
 test: dev
-	$(BIN)/python -m pytest -q $(ARGS)
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup $(ARGS)
 
 bench: install
 	$(BIN)/python scripts/bench_tabular.py
@@ -46,10 +48,10 @@ bench: install
 	$(BIN)/python scripts/bench_physics.py
 
 reproduce: install
-	$(BIN)/python scripts/reproduce_fastfedpg.py $(ARGS)
+	$(BIN)/fedrl reproduce fastfedpg $(ARGS)
 
 reproduce-subspace: install
-	$(BIN)/python scripts/reproduce_subspace.py $(ARGS)
+	$(BIN)/fedrl reproduce subspace $(ARGS)
 
 lint: dev
 	$(BIN)/ruff check fedrl_cli tests scripts

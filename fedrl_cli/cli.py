@@ -321,8 +321,9 @@ def plot(
         ),
     ] = None,
 ) -> None:
-    """Figures and tables from finished runs: convergence, speedup vs agents (with a 95% bootstrap band over
-    seeds), bias vs local steps, summary.csv and speedup.csv.
+    """Figures and tables from finished runs: convergence, speedup vs agents, bias vs local steps, summary.csv and
+    speedup.csv. Bands are 95% intervals over seeds: t below 10 seeds, bootstrap from 10 on; rounds to ε and the
+    speedup are the median and 95% interval of a bootstrap over seeds.
 
     Runs that differ in any config key but the seeds are separate curves. T_ε is the rounds from which a
     setting's seed-mean curve stays at ε or better. Unreadable runs (a cut or garbled metrics.csv, a bad
@@ -337,13 +338,14 @@ def plot(
     except NoRuns as error:
         raise _fail(str(error), 2) from None
     # after the quick checks: matplotlib is slow to import
-    from fedrl_cli.plots import PlotError, describe, make_plots
+    from fedrl_cli.plots import describe, make_plots
+    from fedrl_cli.stats import AnalysisError
 
     try:
         keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
         folder = out or paths[0] / "plots"
         report = make_plots(results, folder, metric, x, target, fmt, keys, target_fraction)
-    except PlotError as error:
+    except AnalysisError as error:
         raise _fail(str(error), 2) from None
     for line in describe(results, report):
         typer.echo(line)
@@ -380,6 +382,113 @@ def evaluate(
     typer.echo(f"all agents: {returns.mean():.1f}")
 
 
+@app.command()
+def reproduce(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="fastfedpg or subspace (`fedrl list` describes them).")],
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="DIR",
+            help="Folder for the sweeps, figures and report (default: a new stamped folder under outputs/reproduce).",
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option(metavar="N", help="Runs at once (joblib n_jobs; -1: one per core).")] = -1,
+    reuse: Annotated[
+        bool,
+        typer.Option(
+            help="Analyse the sweeps already in --out (their multirun.yaml written) instead of running them again."
+        ),
+    ] = False,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            metavar="S",
+            help="Seeds per setting (fastfedpg: of the sampled sweep, default 16; subspace: "
+            "of the tabular part, default 16).",
+        ),
+    ] = None,
+    scale: Annotated[
+        float,
+        typer.Option(
+            metavar="F",
+            help="Multiplies every round budget (0.01: a look at the pipeline in "
+            "minutes; its numbers are not the claims').",
+        ),
+    ] = 1.0,
+    part: Annotated[
+        str | None, typer.Option(metavar="PART", help="subspace: tabular, hopper or all (default).")
+    ] = None,
+    hopper_budget: Annotated[
+        str | None,
+        typer.Option(
+            metavar="BUDGET",
+            help="subspace: Hopper steps per agent, reduced (163,840; default) or full "
+            "(999,424, CleanRL's 1M; about 2 h on 2 cores).",
+        ),
+    ] = None,
+    hopper_seeds: Annotated[
+        int | None, typer.Option(metavar="S", help="subspace: seeds of the Hopper comparison and ablation (default 3).")
+    ] = None,
+    transfer_seeds: Annotated[
+        int | None, typer.Option(metavar="S", help="subspace: seeds of each transfer setting (default 5).")
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            metavar="W",
+            help="subspace: Ray workers per Hopper run (backend=ray; runs at once = cores // W); "
+            "default 1, backend=local.",
+        ),
+    ] = None,
+) -> None:
+    """Reproduce a paper's claims: run the sweeps (plain `fedrl run -m`, each command in the report), draw the
+    figures, and write report.md (subspace: tabular.md and report.md) with the per-seed data behind its numbers.
+
+    Claims are judged on per-seed values: 95% t intervals below 10 seeds, bootstrap from 10 on (README, Statistics).
+    Examples:
+    `fedrl reproduce fastfedpg`, `fedrl reproduce subspace --part tabular --seeds 8`,
+    `fedrl reproduce fastfedpg --out outputs/reproduce/ffpg --reuse` (analyse again without rerunning).
+    """
+    from datetime import datetime
+
+    given = {
+        "jobs": jobs,
+        "seeds": seeds,
+        "scale": scale,
+        "part": part,
+        "hopper_budget": hopper_budget,
+        "hopper_seeds": hopper_seeds,
+        "transfer_seeds": transfer_seeds,
+        "workers": workers,
+    }
+    from fedrl_cli.reproduce import BadOption, Options, ReproduceError, check_options
+    from fedrl_cli.reproduce import reproduce as run_reproduction
+
+    try:
+        check_options(name, given, out, reuse)
+    except BadOption as error:
+        raise _fail(str(error), 2) from None
+
+    folder = out or Path("outputs/reproduce") / f"{name}_{datetime.now().strftime('%Y-%m-%d_%H-%M-%S')}"
+    options = Options(
+        folder, jobs, reuse, seeds, scale, part, hopper_budget, hopper_seeds, transfer_seeds, workers or 1
+    )
+    try:
+        reports = run_reproduction(name, options)
+    except ReproduceError as error:
+        raise _fail(str(error), 1) from None
+    except KeyboardInterrupt:
+        typer.echo(
+            f"fedrl: interrupted; the sweeps in {folder} are kept: `fedrl resume` the unfinished one, then run this "
+            f"command again with --out {folder} --reuse",
+            err=True,
+        )
+        raise typer.Exit(130) from None
+    for report in reports:
+        held = re.search(r"\d+ of \d+ claims held", report.read_text())
+        typer.echo(f"fedrl: wrote {report}{': ' + held.group(0) if held else ''}")
+
+
 def _description(path: Path) -> str:
     """The first comment line of a config file (Hydra's ``# @package`` header aside)."""
     for line in path.read_text().splitlines():
@@ -390,7 +499,7 @@ def _description(path: Path) -> str:
 
 @app.command("list")
 def list_configs() -> None:
-    """List the environment families, algorithms and sweep presets, one line each."""
+    """List the environment families, algorithms, sweep presets and claim reproductions, one line each."""
     for group, title in GROUPS.items():
         typer.echo(f"{group} — {title}:")
         files = sorted((CONF_DIR / group).glob("*.yaml"))
@@ -399,6 +508,12 @@ def list_configs() -> None:
             typer.echo(f"  {path.stem:<{width}}  {_description(path)}")
         if not files:
             typer.echo("  (none)")
+    from fedrl_cli.reproduce import REPRODUCTIONS
+
+    typer.echo("reproduce — claim reproductions (fedrl reproduce NAME):")
+    width = max(len(name) for name in REPRODUCTIONS)
+    for name, (description, _) in REPRODUCTIONS.items():
+        typer.echo(f"  {name:<{width}}  {description}")
 
 
 def _version(value: bool) -> None:
@@ -418,7 +533,7 @@ def _main(
     """fedrl: federated reinforcement learning experiments from Hydra configs."""
 
 
-COMMANDS = ("run", "resume", "plot", "evaluate", "list")
+COMMANDS = ("run", "resume", "plot", "evaluate", "list", "reproduce")
 
 
 def _shell_completion(arguments: list[str]) -> None:

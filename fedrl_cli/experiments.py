@@ -141,8 +141,9 @@ class HopperExperiment:
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
-        from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, read_trunk
+        from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO
         from fedrl_cli.algos.single_ppo import SinglePPO
+        from fedrl_cli.algos.trunk import read_trunk
         from fedrl_cli.workers import ShardedAgents
 
         algo, n_agents = cfg["algo"], cfg["n_agents"]

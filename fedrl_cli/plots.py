@@ -1,19 +1,16 @@
 """Figures and tables from finished runs: convergence, speedup vs number of agents, bias vs local steps.
 
-Runs are grouped by their config (every key that differs, the seeds and the keys that do not change a run's
-numbers excepted); each group's curve is the mean over its distinct seeds with a 95% bootstrap confidence band
-(scipy). Each group is plotted in one metric: ``--metric``, or its family's default (:func:`default_metric`);
-groups without it are left out and listed. Plotting never imports torch.
+Runs are grouped into curves by :mod:`fedrl_cli.curves` (each group's seed mean with its 95% interval over seeds,
+by the rule of :mod:`fedrl_cli.stats`); this module draws them and writes the tables. Each group is plotted in one
+metric: ``--metric``, or its family's default (:func:`fedrl_cli.curves.default_metric`); groups without it are left
+out and listed. Plotting never imports torch.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import textwrap
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +21,27 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
-from scipy import stats
 
-from fedrl_cli.results import Results, is_replicate
+from fedrl_cli.curves import (
+    SHORT_NAMES,
+    X_AXES,
+    Curve,
+    PlotError,
+    curves,
+    group_label,
+    groups,
+    metric_columns,
+    shown_value,
+    speedup_lines,
+    speedup_notes,
+    speedup_table,
+    split_by_metric,
+    summary_table,
+    value_text,
+)
+from fedrl_cli.results import Results
+from fedrl_cli.stats import Target, interval_name, lower_is_better, tune
 
-X_AXES = {
-    "round": "round (communications)",
-    "samples": "samples (transitions, all agents)",
-    "samples_per_agent": "samples per agent (transitions)",
-    "comm_floats": "communication (floats sent up + down)",
-    "wall_s": "wall time (s)",
-}
 METRIC_LABELS = {
     "gap": "gap J* − J(θ̄)",
     "objective": "objective J(θ̄) (discounted return)",
@@ -45,18 +52,6 @@ METRIC_LABELS = {
     "critic_error": "critic error",
 }
 FORMATS = ("png", "pdf", "svg")
-# metrics where smaller is better (errors, gaps, norms, losses); every other metric is a reward
-LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss", "excess", "floor", "drift")
-SHORT_NAMES = {
-    "n_agents": "N",
-    "local_steps": "H",
-    "reward_heterogeneity": "h_r",
-    "transition_heterogeneity": "h_p",
-    "algo.rounds": "T",
-    "algo.lr": "η",
-    "env.action_map": "action map",
-}
-LEADING_KEYS = ("algo", "env", "n_agents", "local_steps")
 BIAS_AXES = {"local_steps": "local steps H", "reward_heterogeneity": "reward heterogeneity h_r"}
 # the settings a figure's subtitle names when every plotted run shares them
 FIXED_KEYS = (
@@ -71,28 +66,9 @@ FIXED_KEYS = (
     "algo.lr",
     "algo.rounds",
 )
-# each run family's default metrics, the first one its runs have wins: by (env, algorithm), else by env
-DEFAULT_METRICS = {
-    ("tabular", "fedsubspace_ac"): ("critic_error",),
-    "tabular": ("gap", "objective"),
-    "hopper": ("eval_return_mean", "return_mean"),
-}
-FALLBACK_METRICS = ("gap", "objective", "critic_error", "eval_return_mean", "return_mean")
-# columns of the loaded frame that are not metrics: the x axes (round, samples, ...) and bookkeeping
-NOT_METRICS = {*X_AXES, "run_dir", "status"}
 # beyond the 10 colours of the cycle, groups differ by line style and marker too
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = (None, "o", "s", "^", "D", "v")
-RESAMPLES = 2000
-
-
-class PlotError(ValueError):
-    """A request the runs cannot answer (a metric no run has, an unknown axis, an output folder that is a file)."""
-
-
-def lower_is_better(metric: str) -> bool:
-    """Errors, gaps, norms and losses go down; every other metric (returns, objectives) goes up."""
-    return any(token in metric for token in LOWER_IS_BETTER)
 
 
 def _style(index: int) -> dict[str, object]:
@@ -103,422 +79,6 @@ def _style(index: int) -> dict[str, object]:
         "linestyle": LINE_STYLES[cycle % len(LINE_STYLES)],
         "marker": MARKERS[cycle % len(MARKERS)],
     }
-
-
-def metric_columns(results: Results) -> list[str]:
-    """The metric columns (not config, not bookkeeping) that some loaded run has values for."""
-    frame = results.frame
-    numeric = frame.select_dtypes("number").columns
-    return [c for c in numeric if c not in results.config_columns and c not in NOT_METRICS and frame[c].notna().any()]
-
-
-def family_metrics(part: pd.DataFrame) -> tuple[str, ...]:
-    """The default metrics of a group's run family (:data:`DEFAULT_METRICS`), in order of preference."""
-    env = part["env"].iloc[0] if "env" in part else None
-    algo = part["algo"].iloc[0] if "algo" in part else None
-    return DEFAULT_METRICS.get((env, algo)) or DEFAULT_METRICS.get(env) or FALLBACK_METRICS
-
-
-def default_metric(part: pd.DataFrame) -> str | None:
-    """The metric a group's runs are plotted in without ``--metric``: for tabular policy gradient ``gap`` (else
-    ``objective``, where J* is unknown), for the tabular subspace actor-critic ``critic_error``, for Hopper
-    ``eval_return_mean`` (else ``return_mean``); None when the runs have none of their family's metrics."""
-    return next((m for m in family_metrics(part) if m in part and part[m].notna().any()), None)
-
-
-def _groups(frame: pd.DataFrame, keys: list[str]) -> Iterator[tuple[dict[str, object], pd.DataFrame]]:
-    """The rows of each combination of ``keys`` (all rows, as one group, when there are no keys), sorted."""
-    if not keys:
-        yield {}, frame
-        return
-    for values, part in frame.groupby(keys, sort=True, dropna=False):
-        yield dict(zip(keys, values, strict=True)), part
-
-
-def mean_and_ci(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds (axis 0) of a (seeds, points) array and a 95% percentile-bootstrap interval.
-
-    With one seed the interval is the point itself; points where some seeds are missing use those present.
-    """
-    mean = np.nanmean(values, axis=0)
-    low, high = mean.copy(), mean.copy()
-    complete = ~np.isnan(values).any(axis=0)
-    if values.shape[0] >= 2 and complete.any():
-        low[complete], high[complete] = _bootstrap(values[:, complete])
-    for point in np.flatnonzero(~complete):
-        present = values[~np.isnan(values[:, point]), point]
-        if len(present) >= 2:
-            low[point], high[point] = (v[0] for v in _bootstrap(present[:, None]))
-    return mean, low, high
-
-
-def _bootstrap(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if np.all(values == values[:1]):  # no spread: the interval is the value (scipy warns on degenerate data)
-        return values[0].copy(), values[0].copy()
-
-    result = stats.bootstrap(
-        (values,),
-        np.mean,
-        axis=0,
-        vectorized=True,
-        confidence_level=0.95,
-        n_resamples=RESAMPLES,
-        method="percentile",
-        random_state=np.random.default_rng(0),
-    )
-    return result.confidence_interval.low, result.confidence_interval.high
-
-
-@dataclass
-class Curve:
-    """One group's seed-mean curve of a metric against rounds (and the chosen x axis)."""
-
-    keys: dict[str, object]
-    label: str
-    seeds: int  # distinct seeds (runs with the same seeds are averaged as one)
-    rounds: np.ndarray
-    x: np.ndarray
-    mean: np.ndarray
-    low: np.ndarray
-    high: np.ndarray
-    final: dict[str, float] = field(default_factory=dict)
-    runs: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))  # (seeds, points): each seed's values
-    tuned: dict[str, object] = field(default_factory=dict)  # the values --tune chose for this group
-    run_count: int = 0  # run dirs pooled into the curve
-
-    @property
-    def legend(self) -> str:
-        """The label with the number of seeds the band is over (no band for one seed)."""
-        return f"{self.label} ({self.seeds} seeds)" if self.seeds > 1 else f"{self.label} (1 seed, no band)"
-
-
-def group_keys(results: Results) -> list[str]:
-    """The config keys that separate curves: algorithm, env, N, H first, then every other varying key."""
-    tuned = results.tuned_columns()
-    present = [key for key in LEADING_KEYS if key in results.frame and key not in tuned]
-    return present + [key for key in results.varying() if key not in present]
-
-
-def _label(keys: dict[str, object], shown: list[str], tuned: dict[str, object] | None = None) -> str:
-    parts = [str(keys["algo"])] if "algo" in keys else []
-    parts += [f"{SHORT_NAMES.get(k, k)}={_value(_shown(keys[k]))}" for k in shown if k != "algo" and k in keys]
-    parts += [f"{SHORT_NAMES.get(k, k)}*={_value(v)}" for k, v in (tuned or {}).items()]
-    return " ".join(parts)
-
-
-def _shown(value: object) -> object:
-    """A value in a legend: a path (a run dir given as ``algo.trunk_from``) by its last component, a null as null."""
-    if (isinstance(value, float) and np.isnan(value)) or value is None:
-        return "null"
-    return Path(value).name if isinstance(value, str) and "/" in value else value
-
-
-def _value(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _left_out(label: str, runs: int, metric: str | None, has: list[str], defaults: tuple[str, ...]) -> str:
-    """The note for a group that is not plotted: which metric (or family defaults) it lacks and which it has."""
-    lacks = f"no {metric} values" if metric else f"none of its family's metrics {', '.join(defaults)}"
-    where = f"the {metric} figures" if metric else "the figures"
-    return f"left out of {where}: {label or 'runs'} ({runs} runs): {lacks}; it has {', '.join(has) or 'no metric'}"
-
-
-def _metric_order(metric: str) -> tuple[int, str]:
-    """Family defaults first, in :data:`FALLBACK_METRICS` order, then any other metric by name."""
-    return (FALLBACK_METRICS.index(metric) if metric in FALLBACK_METRICS else len(FALLBACK_METRICS), metric)
-
-
-def split_by_metric(results: Results, metric: str | None) -> tuple[dict[str, Results], list[str]]:
-    """The runs to plot per metric, and a note per group left out. With ``metric``, the groups that have values
-    of it; without, each group in its family's default (:func:`default_metric`). :class:`PlotError` when no group
-    has one."""
-    frame = results.frame
-    chosen = pd.Series("", index=frame.index)
-    notes = []
-    for keys, part in _groups(frame, group_keys(results)):
-        name = metric or default_metric(part)
-        if name and name in part and part[name].notna().any():
-            chosen[part.index] = name
-            continue
-        has = [c for c in metric_columns(results) if part[c].notna().any()]
-        label = _label(keys, results.varying())
-        notes.append(_left_out(label, part["run_dir"].nunique(), metric, has, family_metrics(part)))
-    if not (chosen != "").any():
-        available = ", ".join(metric_columns(results)) or "none"
-        if metric:
-            raise PlotError(f"--metric {metric}: no run has it; available: {available}")
-        raise PlotError(
-            f"the runs have none of the metrics {', '.join(FALLBACK_METRICS)}; choose one with --metric "
-            f"(available: {available})"
-        )
-    names = sorted(set(chosen[chosen != ""]), key=_metric_order)
-    return {name: results.subset(chosen == name) for name in names}, notes
-
-
-def curves(results: Results, metric: str, x: str) -> list[Curve]:
-    """One curve per group (:func:`group_keys`): the seed-mean of ``metric`` against rounds, over the group's
-    distinct seeds (runs that share every seed, reruns of one config, are averaged as one seed)."""
-    frame = results.frame
-    if metric not in frame or frame[metric].isna().all():
-        raise PlotError(f"--metric {metric}: no run has it; available: {', '.join(metric_columns(results)) or 'none'}")
-    keys = group_keys(results)
-    shown = [k for k in keys if k in results.varying()]
-    replicates = results.replicate_columns()
-    found = []
-    for key_values, part in _groups(frame, keys):
-        tuned = {key: part[key].iloc[0] for key in results.tuned}
-        seed = part[replicates].apply(lambda row: "/".join(map(str, row)), axis=1) if replicates else part["run_dir"]
-        # rounds where no run has the metric (e.g. between evaluations), and seeds without it, are left out
-        table = (
-            part.assign(_seed=seed)
-            .pivot_table(index="round", columns="_seed", values=metric, aggfunc="mean", dropna=False)
-            .dropna(how="all")
-            .dropna(axis=1, how="all")
-        )
-        if table.empty:
-            continue
-        mean, low, high = mean_and_ci(table.to_numpy().T)
-        by_round = part.groupby("round")
-        last = by_round.mean(numeric_only=True).iloc[-1]
-        final = {
-            column: float(last[column]) for column in ("samples", "samples_per_agent", "comm_floats") if column in last
-        }
-        found.append(
-            Curve(
-                key_values,
-                _label(key_values, shown, tuned),
-                table.shape[1],
-                table.index.to_numpy(),
-                by_round[x].mean().reindex(table.index).to_numpy(),
-                mean,
-                low,
-                high,
-                final,
-                table.to_numpy().T,
-                tuned,
-                part["run_dir"].nunique(),
-            )
-        )
-    return found
-
-
-def summary_table(found: list[Curve], metric: str) -> pd.DataFrame:
-    """One row per curve: its group keys, distinct seeds, last round, final seed-mean and 95% CI, costs."""
-    rows = [
-        {
-            **curve.keys,
-            "seeds": curve.seeds,
-            "rounds": int(curve.rounds[-1]),
-            "metric": metric,
-            "final_mean": curve.mean[-1],
-            "final_ci_low": curve.low[-1],
-            "final_ci_high": curve.high[-1],
-            **curve.final,
-            **{f"tuned_{key}": value for key, value in curve.tuned.items()},
-        }
-        for curve in found
-    ]
-    return pd.DataFrame(rows)
-
-
-@dataclass(frozen=True)
-class Target:
-    """How ε is chosen, the same way for every algorithm: ``value`` (``--target``), ``fraction`` of the largest
-    initial seed-mean level across N (``--target-fraction``, for metrics where lower is better), or by default the
-    worst final seed-mean level across N (largest where lower is better, smallest otherwise), which every N
-    reaches."""
-
-    value: float | None = None
-    fraction: float | None = None
-
-    def levels(self, starts: np.ndarray, ends: np.ndarray, lower: bool) -> np.ndarray:
-        """ε per row of ``(rows, members)`` arrays of the members' first and last seed-mean values."""
-        if self.value is not None:
-            return np.full(len(ends), self.value)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # a draw where a member has no value at all
-            if self.fraction is not None:
-                return self.fraction * np.nanmax(starts, axis=1)
-            return np.nanmax(ends, axis=1) if lower else np.nanmin(ends, axis=1)
-
-    def rule(self, lower: bool) -> str:
-        """How ε was chosen, in words (``target_rule`` in ``speedup.csv``)."""
-        if self.value is not None:
-            return f"--target {self.value:g}"
-        if self.fraction is not None:
-            return f"--target-fraction {self.fraction:g} of the largest initial level across N"
-        return f"the {'largest' if lower else 'smallest'} final level across N"
-
-
-def settle_index(means: np.ndarray, level: np.ndarray, lower: bool) -> np.ndarray:
-    """Per row of ``means`` (rows, points): the first point from which the row stays at ``level`` or better (≤ where
-    lower is better, ≥ otherwise) to its end, so that noise crossing ε early does not count; -1 where its last
-    point is worse. NaN points (rounds a row lacks) are passed over."""
-    worse = means > level[:, None] if lower else means < level[:, None]
-    points = np.arange(means.shape[1])
-    last_worse = np.where(worse, points, -1).max(axis=1, initial=-1)
-    after = ~np.isnan(means) & (points > last_worse[:, None]) & ~np.isnan(level)[:, None]
-    return np.where(after.any(axis=1), np.argmax(after, axis=1), -1)
-
-
-def _resampled_means(curve: Curve, rng: np.random.Generator, resamples: int) -> np.ndarray:
-    """Seed-mean curves of ``resamples`` bootstrap draws of the curve's seeds (with replacement): (resamples,
-    points)."""
-    runs = curve.runs
-    picks = rng.integers(runs.shape[0], size=(resamples, runs.shape[0]))
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a round no resampled seed has
-        return np.nanmean(runs[picks], axis=1)
-
-
-def _ends(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's first and last value that is not NaN."""
-    valid = ~np.isnan(means)
-    rows = np.arange(len(means))
-    first, last = np.argmax(valid, axis=1), means.shape[1] - 1 - np.argmax(valid[:, ::-1], axis=1)
-    return means[rows, first], means[rows, last]
-
-
-def _levels(means: list[np.ndarray], target: Target, lower: bool) -> np.ndarray:
-    """ε per row of the members' ``(rows, points)`` seed-mean curves."""
-    ends = [_ends(m) for m in means]
-    return target.levels(np.column_stack([s for s, _ in ends]), np.column_stack([e for _, e in ends]), lower)
-
-
-def _at(index: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` (a curve's rounds or x) at each index, NaN where the index is -1 (ε not reached)."""
-    return np.where(index >= 0, values[np.maximum(index, 0)], np.nan)
-
-
-def _ratio(reference: np.ndarray, member: np.ndarray) -> np.ndarray:
-    """``reference / member`` where both reached ε after round 0, NaN elsewhere."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where((reference > 0) & (member > 0), reference / member, np.nan)
-
-
-def _interval(draws: np.ndarray, method: str = "linear") -> tuple[float, float]:
-    """The 2.5–97.5 percentile of the finite draws; NaN when fewer than half of them are finite."""
-    finite = draws[np.isfinite(draws)]
-    if len(finite) < len(draws) / 2:
-        return float("nan"), float("nan")
-    low, high = np.percentile(finite, [2.5, 97.5], method=method)
-    return float(low), float(high)
-
-
-def _family_rows(members: list[Curve], target: Target, lower: bool) -> list[dict[str, float | bool]]:
-    """Per member (sorted by N, the first the reference): ε, the rounds and x from which its seed-mean curve stays
-    at ε, the speedup over the reference, and 95% percentile-bootstrap intervals of both: seeds resampled with
-    replacement within every member, and the seed-mean curves, ε (unless fixed) and the settling recomputed per
-    draw (2000 draws, a fixed generator)."""
-    rng = np.random.default_rng(0)
-    draws = [_resampled_means(curve, rng, RESAMPLES) for curve in members]
-    level = _levels([curve.mean[None, :] for curve in members], target, lower)
-    levels = _levels(draws, target, lower)
-    reference = members[0]
-    reference_x = _at(settle_index(reference.mean[None, :], level, lower), reference.x)
-    reference_draws = _at(settle_index(draws[0], levels, lower), reference.x)
-    rows = []
-    for curve, means in zip(members, draws, strict=True):
-        index = settle_index(curve.mean[None, :], level, lower)
-        drawn = settle_index(means, levels, lower)
-        speedup_ci = _interval(_ratio(reference_draws, _at(drawn, curve.x)))
-        rounds_ci = _interval(_at(drawn, curve.rounds), "nearest")
-        rows.append(
-            {
-                "speedup": float(_ratio(reference_x, _at(index, curve.x))[0]),
-                "rounds_to_target": float(_at(index, curve.rounds)[0]),
-                "target": float(level[0]),
-                "speedup_ci_low": speedup_ci[0],
-                "speedup_ci_high": speedup_ci[1],
-                "rounds_to_target_ci_low": rounds_ci[0],
-                "rounds_to_target_ci_high": rounds_ci[1],
-                "reached": bool(index[0] >= 0),
-                "x_to_target": float(_at(index, curve.x)[0]),
-            }
-        )
-    return rows
-
-
-def speedup_table(found: list[Curve], metric: str, x: str, target: Target) -> pd.DataFrame:
-    """``speedup(N) = T_ε(N_ref) / T_ε(N)`` per algorithm (and other varying keys), with ``N_ref = 1`` or the
-    smallest N present; ``T_ε`` is the rounds (or ``x``) from which the seed-mean curve stays at ε or better, ε
-    chosen by ``target`` for each algorithm alike. A setting whose curve does not end at ε has ``reached`` false
-    and an empty speedup."""
-    lower = lower_is_better(metric)
-    families: dict[tuple, list[Curve]] = {}
-    for curve in found:
-        families.setdefault(tuple((k, v) for k, v in curve.keys.items() if k != "n_agents"), []).append(curve)
-    rows = []
-    for family, members in families.items():
-        members.sort(key=lambda c: c.keys["n_agents"])
-        for curve, found_row in zip(members, _family_rows(members, target, lower), strict=True):
-            x_to_target = found_row.pop("x_to_target")
-            row = {"algo": curve.keys.get("algo"), "n_agents": curve.keys["n_agents"]}
-            row |= {key: found_row[key] for key in ("speedup", "rounds_to_target", "target")}
-            row |= {"reference_n_agents": members[0].keys["n_agents"], **found_row}
-            row |= {"seeds": curve.seeds, "metric": metric, "target_rule": target.rule(lower)}
-            if x != "round":
-                row[f"{x}_to_target"] = x_to_target
-            row.update({k: v for k, v in family if k not in row})
-            row.update({f"tuned_{key}": value for key, value in curve.tuned.items()})
-            rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def final_means(frame: pd.DataFrame, by: list[str], metric: str) -> pd.DataFrame:
-    """Per combination of ``by``: the seed-mean curve's last value (at the last round any run has the metric, as
-    ``final_mean`` in :func:`summary_table`)."""
-    rows = frame.dropna(subset=[metric])
-    rows = rows[rows["round"] == rows.groupby(by, dropna=False)["round"].transform("max")]
-    return rows.groupby(by, dropna=False)[metric].mean().reset_index()
-
-
-def _check_tune_keys(results: Results, metric: str, keys: list[str]) -> None:
-    frame = results.frame
-    if not keys:
-        raise PlotError("--tune: give one or more config keys, e.g. --tune algo.lr")
-    for key in keys:
-        if key not in frame or key not in results.config_columns:
-            known = [c for c in results.config_columns if c not in ("algo", "env")]
-            close = [c for c in known if c.rsplit(".", 1)[-1] == key] or difflib.get_close_matches(key, known, n=2)
-            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
-            raise PlotError(f"--tune {key}: no run has this config key{hint}; keys: {', '.join(known)}")
-        if frame[key].astype(str).nunique() < 2:
-            raise PlotError(f"--tune {key}: every run has {key}={frame[key].iloc[0]}; tuning needs two values or more")
-        if is_replicate(key):
-            raise PlotError(f"--tune {key}: seeds are replicates, averaged over, not a setting to choose")
-    if metric not in frame or frame[metric].isna().all():
-        raise PlotError(f"--metric {metric}: no run has it, so nothing can be tuned on it")
-
-
-def tune(results: Results, metric: str, keys: list[str]) -> tuple[Results, pd.DataFrame]:
-    """Keep, within each group of runs that differ only in ``keys`` and seed, the runs of the ``keys`` values with
-    the best seed-mean final ``metric`` (lowest for errors and gaps, highest for returns; ties: the smallest value).
-
-    Returns the kept runs (``tuned`` set, so the keys no longer separate groups) and the choices: one row per
-    group, with the chosen value of each key as ``tuned_<key>``, its final mean ``final_<metric>`` and the number
-    of values (combinations) ``tried``. Raises :class:`PlotError` for a key no run has or no group varies.
-    """
-    keys = list(dict.fromkeys(keys))
-    _check_tune_keys(results, metric, keys)
-    frame = results.frame
-    tuned = Results(frame, results.runs, results.config_columns, tuple(keys))
-    groups = group_keys(tuned)
-    by_value = final_means(frame, [*groups, *keys], metric).dropna(subset=[metric])
-    tried = by_value.groupby(groups, dropna=False)[metric].transform("size")
-    if tried.max() < 2:
-        raise PlotError(
-            f"--tune {','.join(keys)}: every group of runs (same {', '.join(groups)}) has one value of it only, "
-            "so there is nothing to choose"
-        )
-    by_value = by_value.assign(tried=tried).sort_values([*groups, *keys])
-    ranked = by_value.groupby(groups, dropna=False)[metric]
-    best = ranked.idxmin() if lower_is_better(metric) else ranked.idxmax()
-    choices = by_value.loc[best.to_numpy()].reset_index(drop=True)
-    kept = frame.merge(choices[[*groups, *keys]], on=[*groups, *keys], how="inner")
-    choices = choices.rename(columns={**{key: f"tuned_{key}" for key in keys}, metric: f"final_{metric}"})
-    return Results(kept, results.runs, results.config_columns, tuple(keys)), choices
 
 
 def _finish(figure: plt.Figure, path: Path) -> Path:
@@ -536,14 +96,16 @@ def _seeds_text(found: list[Curve]) -> str:
     return f"{counts[0]} seed{'s' if counts[0] > 1 else ''}{' per curve' if len(found) > 1 else ''}"
 
 
-def _band_text(found: list[Curve]) -> str:
-    """What the shaded band is: a 95% bootstrap CI over the seeds, none for one seed."""
-    counts = {curve.seeds for curve in found}
-    if counts == {1}:
+def _band_text(seeds: set[int]) -> str:
+    """What an interval over ``seeds`` (the curves' seed counts) is, by the rule of :mod:`fedrl_cli.stats`: a 95%
+    t interval below 10 seeds, a 95% bootstrap CI from 10 on, none for one seed."""
+    if seeds == {1}:
         return "1 seed: no band"
-    if len(counts) == 1:
-        return f"band: 95% bootstrap CI over {counts.pop()} seeds"
-    return "band: 95% bootstrap CI over each curve's seeds (in the legend; none for 1 seed)"
+    if len(seeds) == 1:
+        count = seeds.pop()
+        return f"band: {interval_name(count)} over {count} seeds"
+    names = sorted({interval_name(count) for count in seeds if count > 1})
+    return f"band: {' or '.join(names)} over each curve's seeds (in the legend; none for 1 seed)"
 
 
 def fixed_settings(results: Results, found: list[Curve]) -> str:
@@ -554,7 +116,7 @@ def fixed_settings(results: Results, found: list[Curve]) -> str:
     for key in FIXED_KEYS:
         values = frame[key].dropna() if key in frame and key not in varying else pd.Series(dtype=object)
         if len(values) and values.astype(str).nunique() == 1:
-            parts.append(f"{SHORT_NAMES.get(key, key)}={_value(_shown(values.iloc[0]))}")
+            parts.append(f"{SHORT_NAMES.get(key, key)}={value_text(shown_value(values.iloc[0]))}")
     return f"fixed: {', '.join(parts) or 'nothing'}; {_seeds_text(found)}"
 
 
@@ -564,7 +126,7 @@ def _title(head: str, fixed: str) -> str:
 
 
 def convergence_figure(found: list[Curve], metric: str, x: str, path: Path, fixed: str = "") -> Path:
-    """The seed-mean curves of ``metric`` against ``x``, with their bootstrap bands (none for one seed)."""
+    """The seed-mean curves of ``metric`` against ``x``, with their 95% bands over seeds (none for one seed)."""
     figure, axis = plt.subplots(figsize=(8, 5))
     draw_convergence(axis, found, metric, x, fixed)
     return _finish(figure, path)
@@ -583,56 +145,11 @@ def draw_convergence(axis: plt.Axes, found: list[Curve], metric: str, x: str, fi
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel(X_AXES[x])
     axis.set_ylabel(METRIC_LABELS.get(metric, metric))
-    axis.set_title(_title(f"{metric} vs {x}: mean over seeds; {_band_text(found)}", fixed), fontsize=9)
+    axis.set_title(
+        _title(f"{metric} vs {x}: mean over seeds; {_band_text({c.seeds for c in found})}", fixed), fontsize=9
+    )
     axis.grid(alpha=0.3, which="both")
     axis.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-
-
-# speedup.csv columns that are per row, not per line of the speedup figure
-SPEEDUP_ROW_COLUMNS = {
-    "n_agents",
-    "speedup",
-    "rounds_to_target",
-    "target",
-    "reference_n_agents",
-    "speedup_ci_low",
-    "speedup_ci_high",
-    "rounds_to_target_ci_low",
-    "rounds_to_target_ci_high",
-    "reached",
-    "seeds",
-    "metric",
-    "target_rule",
-}
-
-
-def _families(table: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
-    """The rows of :func:`speedup_table` per algorithm (and other varying keys), sorted by N, with their label."""
-    per_row = SPEEDUP_ROW_COLUMNS | {f"{x}_to_target"}
-    line_keys = [c for c in table.columns if c not in per_row and not c.startswith("tuned_")]
-    shown = [k for k in line_keys if table[k].astype(str).nunique() > 1]
-    return [(_label(keys, shown), part.sort_values("n_agents")) for keys, part in _groups(table, line_keys)]
-
-
-def speedup_lines(table: pd.DataFrame, x: str) -> list[tuple[str, pd.DataFrame]]:
-    """The speedup figure's lines: one per algorithm (and other varying keys), its rows sorted by N, and a legend
-    label that gives its ε and names every N without a speedup: never at ε, or at it from round 0 (T_ε(N) = 0)."""
-    tuned = [c.removeprefix("tuned_") for c in table.columns if c.startswith("tuned_")]
-    lines = []
-    for label, part in _families(table, x):
-        reached = part["reached"].astype(bool)
-        missing = part.loc[~reached, "n_agents"].tolist()
-        at_start = part.loc[reached & (part["rounds_to_target"] == 0), "n_agents"].tolist()
-        notes = [f"ε = {part['target'].iloc[0]:.3g}"]
-        notes += [f"{', '.join(map(str, tuned))}* at each point"] if tuned else []
-        if len(missing) == len(part):
-            notes.append("target not reached")
-        elif missing:
-            notes.append(f"target not reached at N={', '.join(map(str, missing))}")
-        if at_start:
-            notes.append(f"at the target from round 0 at N={', '.join(map(str, at_start))}")
-        lines.append((f"{label} ({'; '.join(notes)})".lstrip(), part))
-    return lines
 
 
 def _plain(value: float, _: object = None) -> str:
@@ -641,7 +158,7 @@ def _plain(value: float, _: object = None) -> str:
 
 
 def speedup_figure(table: pd.DataFrame, metric: str, x: str, path: Path, fixed: str = "") -> Path:
-    """Speedup against N per algorithm (its ε in the legend), its bootstrap band, and the ideal speedup."""
+    """Speedup against N per algorithm (its ε in the legend), its 95% bootstrap band, and the ideal speedup."""
     figure, axis = plt.subplots(figsize=(7, 5.2))
     draw_speedup(axis, table, metric, x, fixed)
     return _finish(figure, path)
@@ -657,7 +174,7 @@ def draw_speedup(axis: plt.Axes, table: pd.DataFrame, metric: str, x: str, fixed
             part["n_agents"], part["speedup_ci_low"], part["speedup_ci_high"], color=style["color"], alpha=0.2, lw=0
         )
         for _, row in part[part["speedup"].notna()].iterrows() if tuned else ():  # each point's chosen value(s)
-            text = ",".join(_value(row[c]) for c in tuned)
+            text = ",".join(value_text(row[c]) for c in tuned)
             axis.annotate(
                 text,
                 (row["n_agents"], row["speedup"]),
@@ -685,7 +202,7 @@ def draw_speedup(axis: plt.Axes, table: pd.DataFrame, metric: str, x: str, fixed
     rule = table["target_rule"].iloc[0]
     head = (
         f"Speedup vs agents, relative to {base}: T_ε = {unit} from which the seed-mean {metric} stays {relation} ε\n"
-        f"ε: {rule}, per algorithm (legend); band: 95% bootstrap interval over seeds"
+        f"ε: {rule}, per algorithm (legend); point and band: median and 95% interval of the bootstrap over seeds"
     )
     axis.set_title(_title(head, fixed), fontsize=8)
     axis.grid(alpha=0.3, which="both")
@@ -699,7 +216,7 @@ def bias_figure(
     figure, axes = plt.subplots(1, len(axes_keys), figsize=(6 * len(axes_keys), 4.8), squeeze=False)
     for axis, key in zip(axes[0], axes_keys, strict=True):
         line_keys = [k for k in keys if k == "algo" or (k != key and summary[k].astype(str).nunique() > 1)]
-        for index, (values, part) in enumerate(_groups(summary, line_keys)):
+        for index, (values, part) in enumerate(groups(summary, line_keys)):
             part = part.sort_values(key)
             errors = np.vstack([part["final_mean"] - part["final_ci_low"], part["final_ci_high"] - part["final_mean"]])
             style = _style(index)
@@ -708,45 +225,22 @@ def bias_figure(
                 part["final_mean"],
                 yerr=np.abs(errors),
                 capsize=3,
-                label=_label(values, line_keys),
+                label=group_label(values, line_keys),
                 **{**style, "marker": style["marker"] or "o"},
             )
         if lower_is_better(metric) and (summary["final_mean"] > 0).all():
             axis.set_yscale("log")
         ticks = np.sort(summary[key].unique())
         if len(ticks) <= 12:
-            axis.set_xticks(ticks, [_value(float(t)) for t in ticks])
+            axis.set_xticks(ticks, [value_text(float(t)) for t in ticks])
         axis.set_xlabel(BIAS_AXES.get(key, key))
         axis.set_ylabel(f"final {METRIC_LABELS.get(metric, metric)}")
-        head = f"final {metric} vs {SHORT_NAMES.get(key, key)}: seed mean, 95% bootstrap CI over seeds"
+        bars = _band_text(set(summary["seeds"])).replace("band", "bars")
+        head = f"final {metric} vs {SHORT_NAMES.get(key, key)}: seed mean; {bars}"
         axis.set_title(_title(head, fixed), fontsize=8)
         axis.grid(alpha=0.3, which="both")
         axis.legend(fontsize=7)
     return _finish(figure, path)
-
-
-def _speedup_notes(table: pd.DataFrame, x: str) -> list[str]:
-    """One line per family and reason a setting has no speedup: it, or its reference N, never reaches the target
-    or is at it from round 0."""
-    notes = []
-    for label, part in _families(table, x):
-        reference = part[part["n_agents"] == part["reference_n_agents"]].iloc[0]
-        no_reference = not reference["reached"] or reference["rounds_to_target"] == 0
-        target = f"the target {part['target'].iloc[0]:.4g}"
-        lacking = part[part["speedup"].isna()]
-        reached = lacking["reached"].astype(bool)
-        reasons = {
-            f"never reaches {target}": ~reached,
-            f"is at {target} from round 0 (T_ε = 0)": reached & (lacking["rounds_to_target"] == 0),
-            f"has no speedup: its reference N={reference['n_agents']} has no T_ε": reached
-            & (lacking["rounds_to_target"] > 0)
-            & no_reference,
-        }
-        for reason, where in reasons.items():
-            if where.any():
-                agents = ", ".join(map(str, lacking.loc[where, "n_agents"]))
-                notes.append(f"speedup: {label or 'runs'} at N={agents} {reason}")
-    return notes
 
 
 @dataclass
@@ -824,7 +318,7 @@ def _plot_metric(
         speedup = speedup_table(found, metric, x, target)
         speedup.to_csv(out / "speedup.csv", index=False)
         files += [speedup_figure(speedup, metric, x, out / f"speedup.{fmt}", fixed), out / "speedup.csv"]
-        notes += _speedup_notes(speedup, x)
+        notes += speedup_notes(speedup, x)
         if not speedup["reached"].any():
             alerts.append(
                 f"no setting's seed-mean {metric} reaches ε ({speedup['target_rule'].iloc[0]}) and stays there: "
@@ -833,7 +327,7 @@ def _plot_metric(
 
     bias_axes = [k for k in BIAS_AXES if k in summary and summary[k].nunique() >= 2]
     if bias_axes:
-        files.append(bias_figure(summary, group_keys(results), metric, bias_axes, out / f"bias.{fmt}", fixed))
+        files.append(bias_figure(summary, results.group_keys(), metric, bias_axes, out / f"bias.{fmt}", fixed))
     else:
         notes.append("bias: skipped, it needs runs with at least two values of local_steps or reward_heterogeneity")
     plotted = results.frame["run_dir"].nunique()

@@ -41,6 +41,10 @@ NOT_GROUPING = {
 }
 
 
+# the keys that lead a group's label and order: algorithm, environment, N, H
+LEADING_KEYS = ("algo", "env", "n_agents", "local_steps")
+
+
 class NoRuns(ValueError):
     """Nothing to read: no run under the given paths, or none that completed and can be read."""
 
@@ -53,7 +57,7 @@ class Unreadable(ValueError):
 class Results:
     """``frame``: one row per (run, round) of the loaded runs; ``runs``: every run found, with its status;
     ``config_columns``: the config columns of ``frame``; ``tuned``: config keys chosen per group by
-    :func:`fedrl_cli.plots.tune` (they no longer separate groups); ``notes``: what loading changed (a partial last
+    :func:`fedrl_cli.stats.tune` (they no longer separate groups); ``notes``: what loading changed (a partial last
     row dropped)."""
 
     frame: pd.DataFrame
@@ -87,6 +91,13 @@ class Results:
         varied = [c for c in columns if self._varies(c)]
         # a short alias and its full key vary together: keep the alias only
         return [c for c in varied if not any(ALIASES.get(alias) == c for alias in varied)]
+
+    def group_keys(self) -> list[str]:
+        """The config keys that separate groups of runs (curves): algorithm, env, N, H first, then every other
+        varying key; runs of one group differ only in their seeds."""
+        tuned = self.tuned_columns()
+        present = [key for key in LEADING_KEYS if key in self.frame and key not in tuned]
+        return present + [key for key in self.varying() if key not in present]
 
     def replicate_columns(self) -> list[str]:
         """The seed columns (:func:`is_replicate`): runs of one group that differ in them are replicates."""

@@ -44,8 +44,8 @@ class AgentShard:
     def __init__(
         self, cfg: dict[str, Any], agents: range, maps: np.ndarray, trunk: dict[str, torch.Tensor] | None = None
     ) -> None:
-        from fedrl_cli.algos.fedsubspace_ppo import apply_trunk
         from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
+        from fedrl_cli.algos.trunk import apply_trunk
         from fedrl_cli.envs.hopper import FederatedHopper
 
         torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and the env needs the cores

@@ -140,7 +140,8 @@ TRUNK = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
 
 def test_after_a_round_the_trunk_is_shared_and_the_heads_are_not() -> None:
-    from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO, in_layers
+    from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO
+    from fedrl_cli.algos.trunk import in_layers
 
     agents = tiny_agents(3, "fedsubspace_ac")
     algorithm = FedSubspacePPO(agents, local_steps=1, shared_layers=TRUNK)
@@ -157,8 +158,8 @@ def test_after_a_round_the_trunk_is_shared_and_the_heads_are_not() -> None:
 def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Path) -> None:
     import torch
 
-    from fedrl_cli.algos.fedsubspace_ppo import apply_trunk, in_layers, read_trunk
     from fedrl_cli.algos.ppo import load_model
+    from fedrl_cli.algos.trunk import apply_trunk, in_layers, read_trunk
 
     trained, source = run_into(
         tmp_path, "source", "algo=fedsubspace_ac", *DEEP_TINY, "n_agents=2", "env.action_map=signed_permutation"

@@ -13,21 +13,10 @@ import pandas as pd
 import pytest
 from conftest import fedrl
 
-from fedrl_cli.plots import (
-    PlotError,
-    PlotReport,
-    Target,
-    curves,
-    draw_convergence,
-    draw_speedup,
-    fixed_settings,
-    make_plots,
-    mean_and_ci,
-    speedup_lines,
-    speedup_table,
-    tune,
-)
+from fedrl_cli.curves import PlotError, curves, speedup_lines, speedup_table
+from fedrl_cli.plots import PlotReport, draw_convergence, draw_speedup, fixed_settings, make_plots
 from fedrl_cli.results import NoRuns, Results, load_results
+from fedrl_cli.stats import Target, tune
 
 ROUNDS = 8
 
@@ -83,20 +72,6 @@ def agents_sweep(root: Path, agents=(1, 2, 4)) -> Path:
             gaps = [scale / (1 + n_agents * t) for t in range(ROUNDS + 1)]
             write_run(root / f"{n_agents}_{seed}", "fastfedpg", n_agents, seed, gaps)
     return root
-
-
-def test_bootstrap_band_contains_the_mean() -> None:
-    values = np.random.default_rng(0).normal(loc=3.0, size=(6, 50))
-    mean, low, high = mean_and_ci(values)
-    np.testing.assert_allclose(mean, values.mean(axis=0))
-    assert np.all(low <= mean) and np.all(mean <= high)
-    assert np.all(high - low > 0)
-    # more seeds, narrower bands
-    wide = mean_and_ci(values[:3])
-    assert np.mean(wide[2] - wide[1]) > np.mean(high - low)
-    # one seed: the band is the curve itself
-    single = mean_and_ci(values[:1])
-    np.testing.assert_array_equal(single[1], values[0])
 
 
 def test_speedup_and_summary_are_exact(tmp_path: Path) -> None:
@@ -658,6 +633,26 @@ def test_speedup_grows_with_n_whenever_final_gaps_fall_over_many_noisy_sweeps(tm
     assert tested >= 15
 
 
+def test_every_speedup_and_rounds_to_target_lies_inside_its_own_interval(tmp_path: Path) -> None:
+    """One rule for a point and its interval (the median and percentiles of the same bootstrap draws): over many
+    noisy sweeps and every target rule, no point of the speedup table falls outside its interval."""
+    checked = 0
+    for draw in range(12):
+        found = curves(
+            load_results([noisy_agents_sweep(tmp_path / str(draw), np.random.default_rng(draw))]), "gap", "round"
+        )
+        for target in (Target(), Target(fraction=0.3), Target(value=0.4)):
+            table = speedup_table(found, "gap", "round", target)
+            for name in ("speedup", "rounds_to_target"):
+                point, low, high = (table[f"{name}{end}"].to_numpy() for end in ("", "_ci_low", "_ci_high"))
+                finite = np.isfinite(point)
+                assert (np.isfinite(low) == finite).all() and (np.isfinite(high) == finite).all()
+                assert (low[finite] <= point[finite]).all() and (point[finite] <= high[finite]).all(), (draw, name)
+                checked += finite.sum()
+            assert (table["reached"] == np.isfinite(table["rounds_to_target"])).all()
+    assert checked > 200
+
+
 def test_target_fraction_of_the_initial_level(tmp_path: Path) -> None:
     sweep = agents_sweep(tmp_path / "sweep")
     result = fedrl("plot", str(sweep), "--target-fraction", "0.2", cwd=tmp_path)
@@ -736,7 +731,7 @@ def test_convergence_figure_names_its_fixed_settings_and_band(tmp_path: Path) ->
     draw_convergence(axis, found, "gap", "round", fixed_settings(results, found))
     figure.canvas.draw()
     title = axis.get_title()
-    assert "band: 95% bootstrap CI over each curve's seeds (in the legend; none for 1 seed)" in title
+    assert "band: 95% t interval over each curve's seeds (in the legend; none for 1 seed)" in title
     assert "fixed: env=tabular, algo=fastfedpg, H=5, h_r=0.5, η=0.1, T=3; 1–2 seeds per curve" in title
     assert axis.get_legend_handles_labels()[1] == ["fastfedpg N=4 (2 seeds)", "fastfedpg N=8 (1 seed, no band)"]
     assert len(axis.collections) == 1  # one band: none for the single seed
@@ -745,7 +740,7 @@ def test_convergence_figure_names_its_fixed_settings_and_band(tmp_path: Path) ->
     two = [curve for curve in found if curve.seeds == 2]
     figure, axis = plt.subplots()
     draw_convergence(axis, two, "gap", "round")
-    assert "band: 95% bootstrap CI over 2 seeds" in axis.get_title()
+    assert "band: 95% t interval over 2 seeds" in axis.get_title()
     plt.close(figure)
 
 

@@ -95,7 +95,8 @@ def test_submitit_local_launcher(tmp_path: Path) -> None:
     assert (sweep / ".submitit").is_dir()  # the jobs went through submitit
 
 
-LAUNCHERS = ["basic", "parallel", "submitit_local", "ray"]
+# the Ray launcher's sweep runs in the test process of the other Ray tests (xdist_group "ray"), never beside them
+LAUNCHERS = ["basic", "parallel", "submitit_local", pytest.param("ray", marks=pytest.mark.xdist_group("ray"))]
 
 
 @pytest.mark.parametrize("name", LAUNCHERS)

@@ -23,6 +23,8 @@ from test_resume import wait_for_rows, without_wall_time
 
 from fedrl_cli.workers import agent_slices
 
+pytestmark = pytest.mark.xdist_group("ray")  # one Ray instance for the module: its tests in one test process
+
 BASE4 = (*TINY_PPO, "n_agents=4", "env.action_map=signed_permutation", "checkpoint_every=1")
 N4 = (*BASE4, "algo.rounds=3")
 

@@ -1,40 +1,72 @@
-"""Helpers shared by the claim-reproduction scripts: run a `fedrl` sweep, fit slopes, write tables."""
+"""What every claim reproduction shares: its options, running a `fedrl run -m` sweep, the sweeps' wall time and the
+report's tables."""
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
+
+from fedrl_cli.stats import Estimate, interval_name
 
 Claim = tuple[str, bool, str]  # (what is claimed, whether it held, what was measured)
 
 
-def reproduction_parser(description: str, name: str) -> argparse.ArgumentParser:
-    """The options every reproduction has: --out (default a stamped folder under outputs/reproduce), --jobs, --reuse."""
-    parser = argparse.ArgumentParser(description=description)
-    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce") / f"{name}_{stamp}")
-    parser.add_argument("--jobs", type=int, default=-1, help="parallel jobs (joblib n_jobs; -1 = one per core)")
-    parser.add_argument("--reuse", action="store_true", help="analyse the sweeps already in --out instead of rerunning")
-    return parser
+class ReproduceError(RuntimeError):
+    """A sweep of a reproduction failed; the message says which, and how to go on."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of ``fedrl reproduce`` (None: the reproduction's own default)."""
+
+    out: Path
+    jobs: int = -1  # parallel runs (joblib n_jobs; -1 = one per core)
+    reuse: bool = False  # analyse the sweeps already in ``out`` instead of running them again
+    seeds: int | None = None
+    scale: float = 1.0  # multiplies every round budget
+    part: str | None = None
+    hopper_budget: str | None = None
+    hopper_seeds: int | None = None
+    transfer_seeds: int | None = None
+    workers: int = 1
+
+
+def scaled(rounds: int, scale: float) -> int:
+    """A round budget times ``scale``, at least one round."""
+    return max(1, round(rounds * scale))
+
+
+def scale_note(scale: float) -> str:
+    """A report's warning when its round budgets were scaled (``--scale``); empty at scale 1."""
+    if scale == 1:
+        return ""
+    return (
+        f"\n\n**Every round budget scaled by {scale:g} (`--scale`): a look at the pipeline, not the claims' budget.**"
+    )
 
 
 def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) -> str:
     """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it. With
-    ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again."""
+    ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again.
+    :class:`ReproduceError` when the sweep fails."""
     args = ["run", "-m", *overrides, f"hydra.sweep.dir={target}", f"hydra.launcher.n_jobs={jobs}"]
     command = "fedrl " + " ".join(f"'{a}'" if "(" in a or "[" in a else a for a in args[:-1])
     if reuse and (target / "multirun.yaml").is_file():
         print(f"[reproduce] reusing {target}", flush=True)
         return command
     print(f"[reproduce] {command}", flush=True)
-    subprocess.run([sys.executable, "-m", "fedrl_cli", *args], check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run([sys.executable, "-m", "fedrl_cli", *args], stdout=subprocess.DEVNULL, check=False)
+    if done.returncode:
+        raise ReproduceError(
+            f"the sweep into {target} failed (exit {done.returncode}; see the lines above): fix it and run "
+            f"`fedrl resume {target}`, then this command again with --reuse"
+        )
     return command
 
 
@@ -57,26 +89,6 @@ def sweeps_wall_minutes(sweep_dirs: list[Path]) -> float:
     return total / 60
 
 
-def loglog_slope(x: np.ndarray, y: np.ndarray) -> float:
-    return float(np.polyfit(np.log(x), np.log(y), 1)[0])
-
-
-def slope_with_ci(frame: pd.DataFrame, x: str, y: str, resamples: int = 2000) -> tuple[float, float, float]:
-    """Log-log slope of the mean of ``y`` over replicates against ``x``, with a 95% percentile-bootstrap interval
-    (replicates resampled with replacement within each ``x``)."""
-    groups = [(value, part[y].to_numpy()) for value, part in frame.groupby(x)]
-    xs = np.array([value for value, _ in groups], dtype=float)
-    slope = loglog_slope(xs, np.array([values.mean() for _, values in groups]))
-    rng = np.random.default_rng(0)
-    means = np.stack(
-        [values[rng.integers(len(values), size=(resamples, len(values)))].mean(axis=1) for _, values in groups]
-    )  # (x values, resamples)
-    design = np.vstack([np.log(xs), np.ones_like(xs)]).T
-    slopes = np.linalg.lstsq(design, np.log(means), rcond=None)[0][0]
-    low, high = np.percentile(slopes, [2.5, 97.5])
-    return slope, float(low), float(high)
-
-
 def markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g")
 
@@ -85,3 +97,8 @@ def claims_markdown(claims: list[Claim]) -> str:
     lines = ["| claim | held | measured |", "|---|---|---|"]
     lines += [f"| {claim} | {'yes' if held else '**no**'} | {measured} |" for claim, held, measured in claims]
     return "\n".join(lines)
+
+
+def slope_text(slope: Estimate) -> str:
+    """``slope −0.52, 95% bootstrap CI [−0.71, −0.33]`` (or a t interval, by the rule of :mod:`fedrl_cli.stats`)."""
+    return f"slope {slope.point:.2f}, {interval_name(slope.seeds)} [{slope.low:.2f}, {slope.high:.2f}]"

@@ -8,8 +8,9 @@
     is tuned per N from a grid (the theorem chooses η for N, H, T), the horizon K meets the theorem's
     K ≥ log(NHT)/(2 log(1/γ)), and FedAvg PG runs on the same sweep.
 
-Run with `make reproduce` or `python scripts/reproduce_fastfedpg.py [--out DIR] [--jobs N] [--seeds S]`; about
-20 minutes on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by hand.
+Run with `fedrl reproduce fastfedpg [--out DIR] [--jobs N] [--seeds S] [--scale F] [--reuse]` (or `make reproduce`);
+about 20 minutes on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by
+hand; `--scale` multiplies every round budget (0.01 for a look at the pipeline in about a minute).
 """
 
 from __future__ import annotations
@@ -19,19 +20,24 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from reproduce_common import (
-    claims_markdown,
-    loglog_slope,
-    markdown,
-    reproduction_parser,
-    slope_with_ci,
-    sweep,
-    sweeps_wall_minutes,
-)
 
 from fedrl_cli.config import theorem_horizon
 from fedrl_cli.plots import make_plots
+from fedrl_cli.reproduce.common import (
+    Claim,
+    Options,
+    claims_markdown,
+    markdown,
+    scale_note,
+    scaled,
+    slope_text,
+    sweep,
+    sweeps_wall_minutes,
+)
 from fedrl_cli.results import Results, load_results
+from fedrl_cli.stats import loglog_slope, slope_estimate
+
+SEEDS = 16  # seeds per (algorithm, N, η) of the sampled sweep
 
 FAMILY = ["env=tabular", "env.n_states=5", "env.n_actions=3", "env.gamma=0.9", "env.mdp_seed=0", "progress=false"]
 EXACT = {
@@ -40,18 +46,22 @@ EXACT = {
     "env.reward_heterogeneity": "0.2,0.5,0.9",
     "algo.gradient": "exact",
     "algo.lr": "0.5",
-    "algo.rounds": "400",
     "n_agents": "4",
 }
+EXACT_ROUNDS = 400
 AGENTS = (1, 2, 4, 8, 16)
 LOCAL_STEPS, ROUNDS, GAMMA = 5, 300, 0.9
 LR_GRID = (0.0125, 0.025, 0.05, 0.1, 0.2)
-# the theorem's horizon for the largest N, used for every N so that every N estimates the same truncated objective
-HORIZON = math.ceil(theorem_horizon(max(AGENTS), LOCAL_STEPS, ROUNDS, GAMMA))
 BALANCED = {"env.heterogeneity_design": "balanced", "env.reward_heterogeneity": "0.9"}
 
 
-def sampled_sweep(seeds: int) -> dict[str, str]:
+def horizon(rounds: int) -> int:
+    """The theorem's horizon K ≥ log(NHT)/(2 log(1/γ)) for the largest N, used for every N so that every N estimates
+    the same truncated objective."""
+    return math.ceil(theorem_horizon(max(AGENTS), LOCAL_STEPS, rounds, GAMMA))
+
+
+def sampled_sweep(seeds: int, rounds: int) -> dict[str, str]:
     return {
         "algo": "fastfedpg,fedavg_pg",
         "n_agents": ",".join(map(str, AGENTS)),
@@ -59,9 +69,8 @@ def sampled_sweep(seeds: int) -> dict[str, str]:
         "algo.local_steps": str(LOCAL_STEPS),
         "algo.gradient": "sampled",
         "algo.batch_size": "4",
-        "algo.horizon": str(HORIZON),
+        "algo.horizon": str(horizon(rounds)),
         "algo.lr": ",".join(map(str, LR_GRID)),
-        "algo.rounds": str(ROUNDS),
         **BALANCED,
     }
 
@@ -75,21 +84,21 @@ EXACT_BALANCED = {
     "algo.local_steps": str(LOCAL_STEPS),
     "algo.gradient": "exact",
     "algo.lr": ",".join(map(str, LR_GRID)),
-    "algo.rounds": "2000",
     "checkpoint_every": "0",
     **BALANCED,
 }
+FLOOR_ROUNDS = 2000
 # a run is stalled when its gap is still above STALLED at T and fell by less than 5% over the second half
 STALLED = 0.5
 
 
-def run_sweep(name: str, params: dict[str, str], out: Path, jobs: int, reuse: bool) -> tuple[Path, str]:
-    """Run one sweep into ``out/name``; returns its dir and the command line."""
-    overrides = [*FAMILY, *(f"{k}={v}" for k, v in params.items())]
-    return out / name, sweep(out / name, overrides, jobs, reuse)
+def run_sweep(name: str, params: dict[str, str], rounds: int, options: Options) -> tuple[Path, str]:
+    """Run one sweep of ``rounds`` rounds into ``out/name``; returns its dir and the command line."""
+    overrides = [*FAMILY, *(f"{k}={v}" for k, v in params.items()), f"algo.rounds={rounds}"]
+    return options.out / name, sweep(options.out / name, overrides, options.jobs, options.reuse)
 
 
-def exact_claims(results: Results) -> tuple[pd.DataFrame, list[tuple[str, bool, str]]]:
+def exact_claims(results: Results) -> tuple[pd.DataFrame, list[Claim]]:
     frame = results.frame
     keys = ["algo", "local_steps", "reward_heterogeneity"]
     last, half = frame["round"].max(), frame["round"].max() // 2
@@ -224,12 +233,12 @@ def sampled_tables(finals: pd.DataFrame, speedup: pd.DataFrame, floors: pd.DataF
     return pd.DataFrame(rows)
 
 
-def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Series) -> list[tuple[str, bool, str]]:
+def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Series) -> list[Claim]:
     fast_runs, fedavg_runs = (finals[finals.algo == algo] for algo in ("fastfedpg", "fedavg_pg"))
     fast = table[table.algo == "fastfedpg"].set_index("N")
-    slope, low, high = slope_with_ci(fast_runs, "n_agents", "gap")
-    grad_slope, grad_low, grad_high = slope_with_ci(fast_runs, "n_agents", "grad_norm_sq")
-    fedavg_slope, fedavg_low, fedavg_high = slope_with_ci(fedavg_runs, "n_agents", "gap")
+    gap = slope_estimate(fast_runs, "n_agents", "gap")
+    grad = slope_estimate(fast_runs, "n_agents", "grad_norm_sq")
+    fedavg_gap = slope_estimate(fedavg_runs, "n_agents", "gap")
     fedavg = table[table.algo == "fedavg_pg"].set_index("N")
     floors = fedavg["FedAvg exact-gradient floor"].dropna()
     return [
@@ -240,13 +249,13 @@ def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Ser
         ),
         (
             "Theorem 2, Fast-FedPG: the gap at the budget falls like 1/(N·H·T): slope −1 in N (inside its 95% CI)",
-            bool(low <= -1 <= high),
-            f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]",
+            bool(gap.low <= -1 <= gap.high),
+            slope_text(gap),
         ),
         (
             "Diagnosis, Fast-FedPG: without gradient domination, the gap's slope is −1/2 (inside its 95% CI)",
-            bool(low <= -0.5 <= high),
-            f"slope {slope:.2f}, 95% bootstrap CI [{low:.2f}, {high:.2f}]",
+            bool(gap.low <= -0.5 <= gap.high),
+            slope_text(gap),
         ),
         (
             "Theorem 2, Fast-FedPG: linear speedup in rounds to the target (speedup(N) ≥ N/2 at every N)",
@@ -255,38 +264,39 @@ def sampled_claims(finals: pd.DataFrame, table: pd.DataFrame, start_gaps: pd.Ser
         ),
         (
             "Theorem 3, Fast-FedPG: mean_t ‖∇J(θ̄_t)‖² falls like 1/√(N·H·T): slope −1/2 in N (inside its 95% CI)",
-            bool(grad_low <= -0.5 <= grad_high),
-            f"slope {grad_slope:.2f}, 95% bootstrap CI [{grad_low:.2f}, {grad_high:.2f}]",
+            bool(grad.low <= -0.5 <= grad.high),
+            slope_text(grad),
         ),
         (
             "FedAvg PG: no linear speedup despite heterogeneity (its slope's 95% CI excludes −1)",
-            bool(fedavg_high < -1 or fedavg_low > -1),
-            f"slope {fedavg_slope:.2f}, 95% bootstrap CI [{fedavg_low:.2f}, {fedavg_high:.2f}]; exact-gradient "
-            f"bias floors {', '.join(f'{v:.3g}' for v in floors)} for N = {', '.join(map(str, floors.index))}",
+            bool(fedavg_gap.high < -1 or fedavg_gap.low > -1),
+            f"{slope_text(fedavg_gap)}; exact-gradient bias floors {', '.join(f'{v:.3g}' for v in floors)} for "
+            f"N = {', '.join(map(str, floors.index))}",
         ),
     ]
 
 
-def main() -> None:
-    parser = reproduction_parser(__doc__.splitlines()[0], "fastfedpg")
-    parser.add_argument("--seeds", type=int, default=16, help="seeds per (algorithm, N, η) of the sampled sweep")
-    args = parser.parse_args()
-    out: Path = args.out
+def run(options: Options) -> list[Path]:
+    """Run (or, with ``reuse``, reuse) the sweeps into ``options.out``, draw their figures and write report.md;
+    returns its path."""
+    out = options.out
     out.mkdir(parents=True, exist_ok=True)
-
-    exact_dir, exact_command = run_sweep("exact", EXACT, out, args.jobs, args.reuse)
+    rounds = scaled(ROUNDS, options.scale)
+    floor_rounds = scaled(FLOOR_ROUNDS, options.scale)
+    exact_dir, exact_command = run_sweep("exact", EXACT, scaled(EXACT_ROUNDS, options.scale), options)
     exact = load_results([exact_dir])
     most_heterogeneous = exact.frame[exact.frame["reward_heterogeneity"] == exact.frame["reward_heterogeneity"].max()]
     make_plots(Results(most_heterogeneous, exact.runs, exact.config_columns), out / "exact_h_max")
     make_plots(exact, out / "exact")
     exact_table, exact_found = exact_claims(exact)
 
-    floor_dir, floor_command = run_sweep("exact_balanced", EXACT_BALANCED, out, args.jobs, args.reuse)
+    floor_dir, floor_command = run_sweep("exact_balanced", EXACT_BALANCED, floor_rounds, options)
     floor_frame = load_results([floor_dir]).frame
     floor_runs = floor_frame[(floor_frame["round"] == floor_frame["round"].max()) & (floor_frame.algo == "fedavg_pg")]
     floors = floor_runs[["n_agents", "algo.lr", "gap"]]
 
-    sampled_dir, sampled_command = run_sweep("sampled", sampled_sweep(args.seeds), out, args.jobs, args.reuse)
+    sampled = sampled_sweep(options.seeds or SEEDS, rounds)
+    sampled_dir, sampled_command = run_sweep("sampled", sampled, rounds, options)
     sampled = load_results([sampled_dir])
     report = make_plots(sampled, out / "sampled", metric="gap", tune_keys=["algo.lr"])
     finals = tuned_runs(sampled.frame, report.summary)
@@ -297,13 +307,16 @@ def main() -> None:
     minutes = sweeps_wall_minutes([exact_dir, floor_dir, sampled_dir])
     exact_minutes = sweeps_wall_minutes([exact_dir])
 
+    tuned_floors = table["FedAvg exact-gradient floor"].dropna() if "FedAvg exact-gradient floor" in table else []
+    floor_range = f"{min(tuned_floors):.2g}–{max(tuned_floors):.2g}" if len(tuned_floors) else "not measured"
     held = sum(h for _, h, _ in exact_found + sampled_found)
     total = len(exact_found) + len(sampled_found)
     h_max = most_heterogeneous["reward_heterogeneity"].iloc[0]
     text = f"""# Fast-FedPG claims, reproduced with fedrl
 
 {held} of {total} claims held. Family: S=5 states, A=3 actions, γ=0.9, shared transitions (so J* and the gap
-J* − J(θ̄) are exact), `mdp_seed=0`. Wall time of the sweeps {minutes:.0f} min on 2 cores ((i): {exact_minutes:.1f} min).
+J* − J(θ̄) are exact), `mdp_seed=0`. Wall time of the sweeps {minutes:.0f} min on 2 cores ((i): {exact_minutes:.1f}
+min).{scale_note(options.scale)}
 
 ## (i) Exact gradients: no heterogeneity bias for Fast-FedPG; FedAvg PG's bias grows with H and heterogeneity
 
@@ -327,18 +340,19 @@ The family is *balanced* (`env.heterogeneity_design=balanced`, h_r = {BALANCED["
 agents' reward deviations come in antithetic pairs, so the average MDP — and with it J*, J(θ) and θ* — is the
 same for N = {", ".join(map(str, AGENTS))}, while each agent's own MDP is strongly heterogeneous. Every N
 therefore optimises the same objective, and only the number of agents sharing the work changes. Budget:
-T = {ROUNDS} rounds of H = {LOCAL_STEPS} local steps, M = 4 trajectories per estimate, horizon
-K = {HORIZON} ≥ log(NHT)/(2 log(1/γ)) for the largest N. The step size η is tuned per (algorithm, N) on the grid
+T = {rounds} rounds of H = {LOCAL_STEPS} local steps, M = 4 trajectories per estimate, horizon
+K = {horizon(rounds)} ≥ log(NHT)/(2 log(1/γ)) for the largest N. The step size η is tuned per (algorithm, N) on the grid
 {", ".join(map(str, LR_GRID))} (`fedrl plot --tune algo.lr`: the η with the smallest seed-mean gap at T).
 The gap at the budget is each run's J* − J(θ̄_T), the quantity Theorem 2 bounds in expectation; slopes are
-fitted to the seed means against N, with a 95% bootstrap interval over seeds. Speedup: rounds for the seed-mean
-gap to reach the target (N = 1's final level), N = 1's over N's, with a 95% bootstrap interval over seeds.
+fitted to the seed means against N, with a 95% interval over seeds (t below 10 seeds, bootstrap from 10 on).
+Speedup: rounds for the seed-mean gap to reach the target (N = 1's final level), N = 1's over N's: the median and
+95% interval of a bootstrap over seeds.
 
 {claims_markdown(sampled_found)}
 
 {markdown(table)}
 
-FedAvg PG's exact-gradient floor is its final gap after {EXACT_BALANCED["algo.rounds"]} rounds with exact
+FedAvg PG's exact-gradient floor is its final gap after {floor_rounds} rounds with exact
 gradients at the same η and N: the heterogeneity bias that no number of agents removes.
 
 `{floor_command}`
@@ -360,7 +374,7 @@ the plateau of a suboptimal deterministic policy, where the gradient is tiny and
 share per N is in the table: a run is counted as stalled when its gap at T is above {STALLED} and fell by less than 5%
 over the second half of the budget); they dominate the mean at small N.
 
-On this balanced family FedAvg PG's heterogeneity bias (its exact-gradient floors, 0.007–0.016 at the tuned η) is
+On this balanced family FedAvg PG's heterogeneity bias (its exact-gradient floors, {floor_range} at the tuned η) is
 far below the sampling error at this budget, so the two algorithms' tuned gaps are within noise of each other
 here; Fast-FedPG's advantage, the removal of that bias, is what part (i) measures with exact gradients.
 
@@ -369,9 +383,4 @@ Gap against rounds (tuned η): ![convergence](sampled/convergence.png)
 Speedup against N: ![speedup](sampled/speedup.png)
 """
     (out / "report.md").write_text(text)
-    print(text)
-    print(f"[reproduce] wrote {out / 'report.md'} in {minutes:.1f} min")
-
-
-if __name__ == "__main__":
-    main()
+    return [out / "report.md"]

@@ -1,0 +1,36 @@
+"""The shared trunk of the federated subspace PPO: which parameters belong to it, and how a finished run's trunk
+starts a new run's agents (transfer, arXiv 2605.14423). Beside the PPO core, so that both the algorithm and the
+workers that hold the agents can import it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from fedrl_cli.algos.ppo import load_model
+
+
+def in_layers(name: str, layers: list[str]) -> bool:
+    """Whether parameter ``name`` (``actor_mean.0.weight``) belongs to one of ``layers`` (``actor_mean.0``)."""
+    return any(name == layer or name.startswith(layer + ".") for layer in layers)
+
+
+def read_trunk(run_dir: Path) -> dict[str, torch.Tensor]:
+    """The shared trunk of the fedsubspace_ac run in ``run_dir``: parameter name → its values (leading axis 1)."""
+    source, _, _, config = load_model(run_dir / "model.pt")
+    if config["algo"]["name"] != "fedsubspace_ac":
+        raise ValueError(f"{run_dir} is a {config['algo']['name']} run; a trunk comes from a fedsubspace_ac run")
+    layers = config["algo"]["shared_layers"]
+    # the trunk is identical across the source's agents
+    return {name: p.detach()[:1].clone() for name, p in source.named_parameters() if in_layers(name, layers)}
+
+
+def apply_trunk(model: nn.Module, trunk: dict[str, torch.Tensor], freeze: bool) -> None:
+    """Copy ``trunk`` (from :func:`read_trunk`) into every agent of ``model``; with ``freeze`` it stops learning."""
+    named = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in trunk.items():
+            named[name].copy_(value.expand_as(named[name]))
+            named[name].requires_grad_(not freeze)
