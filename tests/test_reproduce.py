@@ -66,3 +66,18 @@ def test_bad_reproduce_input_exits_2_in_one_line(tmp_path: Path, arguments: list
     assert result.returncode == 2
     assert result.stderr.splitlines() == [f"fedrl: error: {message}"]
     assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()
+
+
+def test_reproduce_subspace_tabular_part_on_a_tiny_budget(tmp_path: Path) -> None:
+    arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.02", "--jobs", "2", "--out", "s")
+    result = fedrl("reproduce", "subspace", *arguments, cwd=tmp_path, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].startswith("fedrl: wrote s/tabular.md: ")
+    text = (tmp_path / "s" / "tabular.md").read_text()
+    assert "of 6 claims held" in text and "10 rounds, step sizes" in text and "95% t interval" in text
+    assert not (tmp_path / "s" / "report.md").exists()  # the Hopper part was not asked for
+    for figure in (
+        "tabular_actor_critic_grad_norm/speedup.png",
+        "tabular_policy_evaluation_critic_excess/convergence.png",
+    ):
+        assert (tmp_path / "s" / figure).stat().st_size > 10_000

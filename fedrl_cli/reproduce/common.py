@@ -62,6 +62,8 @@ def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) ->
         return command
     print(f"[reproduce] {command}", flush=True)
     done = subprocess.run([sys.executable, "-m", "fedrl_cli", *args], stdout=subprocess.DEVNULL, check=False)
+    if done.returncode == 2:
+        raise ReproduceError(f"the sweep into {target} was refused (bad input, see the line above)")
     if done.returncode:
         raise ReproduceError(
             f"the sweep into {target} failed (exit {done.returncode}; see the lines above): fix it and run "

@@ -203,7 +203,7 @@ def hopper_part(options: Options) -> str:
     scratch_command = sweep(out / "transfer_scratch", new_agent, transfer_jobs, reuse)
     transfer_command = sweep(
         out / "transfer_trunk",
-        [*new_agent, f"algo.trunk_from={source}", "algo.freeze_trunk=true,false"],
+        [*new_agent, f"algo.trunk_from='{source}'", "algo.freeze_trunk=true,false"],  # quoted: job dirs hold '='
         transfer_jobs,
         reuse,
     )
@@ -268,12 +268,12 @@ Mean of the evaluations over the whole run (the area under the learning curve: h
 
 {markdown(by_algo_curve)}
 
-Per agent (mean over seeds; the difference's interval resamples seeds):
+Per agent (mean over seeds; the difference's 95% interval is over seeds, by the rule above):
 
 {markdown(per_agent)}
 
-Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {ahead or "none"} and
-behind for agent(s) {behind or "none"} (95% intervals). `fedavg_ppo`, which shares everything, reaches
+Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {", ".join(map(str, ahead)) or "none"} and
+behind for agent(s) {", ".join(map(str, behind)) or "none"} (95% intervals). `fedavg_ppo`, which shares everything, reaches
 {", ".join(f"{table.loc[a, 'fedavg_ppo']:.0f}" for a in table.index)} on agents {", ".join(map(str, table.index))}:
 the agents on which one shared policy fails are the ones whose maps conflict with the others', and sharing the
 hidden layers still costs them part of their return while it helps the agent the shared trunk suits. The
