@@ -158,8 +158,8 @@ def hopper_part(options: Options) -> str:
             }
         )
     per_agent = pd.DataFrame(per_agent_rows)
-    ahead = per_agent.loc[per_agent["low"] > 0, "agent"].tolist()
-    behind = per_agent.loc[per_agent["high"] < 0, "agent"].tolist()
+    ahead = ", ".join(map(str, per_agent.loc[per_agent["low"] > 0, "agent"])) or "none"
+    behind = ", ".join(map(str, per_agent.loc[per_agent["high"] < 0, "agent"])) or "none"
     per_agent = per_agent.drop(columns=["low", "high"])
     hopper_found.append(
         (
@@ -272,8 +272,8 @@ Per agent (mean over seeds; the difference's 95% interval is over seeds, by the 
 
 {markdown(per_agent)}
 
-Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {", ".join(map(str, ahead)) or "none"} and
-behind for agent(s) {", ".join(map(str, behind)) or "none"} (95% intervals). `fedavg_ppo`, which shares everything, reaches
+Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {ahead} and
+behind for agent(s) {behind} (95% intervals). `fedavg_ppo`, which shares everything, reaches
 {", ".join(f"{table.loc[a, 'fedavg_ppo']:.0f}" for a in table.index)} on agents {", ".join(map(str, table.index))}:
 the agents on which one shared policy fails are the ones whose maps conflict with the others', and sharing the
 hidden layers still costs them part of their return while it helps the agent the shared trunk suits. The
