@@ -105,7 +105,8 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "reward_heterogeneity": number_in(0, 1),
         "transition_heterogeneity": number_in(0, 1),
         "mdp_seed": seed(),
-        "heterogeneity_design": one_of("independent", "balanced"),
+        "heterogeneity_design": one_of("independent", "balanced", "replicated"),
+        "distinct_mdps": integer(1),
         "value_rank": optional_integer(1),
     },
     "hopper": {
@@ -124,6 +125,11 @@ _SCHEDULE: dict[str, Rule] = {
     "lr_decay_rounds": positive(),
 }
 
+
+def non_negative() -> Rule:
+    return Rule(lambda v: _is_number(v) and v >= 0, "a finite number ≥ 0")
+
+
 _POLICY_GRADIENT: dict[str, Rule] = {
     **_SCHEDULE,
     "rounds": integer(0),
@@ -132,11 +138,10 @@ _POLICY_GRADIENT: dict[str, Rule] = {
     "gradient": one_of("exact", "sampled"),
     "batch_size": integer(1),
     "horizon": integer(1),
+    "entropy_coef": non_negative(),
+    "estimator": one_of("reinforce", "reward_to_go"),
+    "init": one_of("zero", "optimum"),
 }
-
-
-def non_negative() -> Rule:
-    return Rule(lambda v: _is_number(v) and v >= 0, "a finite number ≥ 0")
 
 
 _PPO: dict[str, Rule] = {
@@ -238,15 +243,37 @@ def _check_trunk_source(path: str) -> None:
 
 
 def _check_tabular_family(env: Mapping[str, Any], n_agents: int) -> None:
-    """Balanced families pair agents (so N is 1 or even); a realizable value rank fits the state space."""
+    """Balanced families pair agents (so N is 1 or even), replicated ones repeat m MDPs (so m divides N); a
+    realizable value rank fits the state space."""
     if env["heterogeneity_design"] == "balanced" and n_agents > 1 and n_agents % 2:
         raise ConfigError(
             f"n_agents={n_agents} is not allowed with env.heterogeneity_design=balanced: it must be 1 or even "
             "(agents come in antithetic pairs)"
         )
+    distinct = env["distinct_mdps"]
+    if env["heterogeneity_design"] == "replicated" and n_agents % distinct:
+        raise ConfigError(
+            f"n_agents={n_agents} is not allowed with env.heterogeneity_design=replicated and env.distinct_mdps="
+            f"{distinct}: it must be a multiple of {distinct} (agent i gets MDP i mod {distinct})"
+        )
     if env["value_rank"] is not None and env["value_rank"] > env["n_states"]:
         raise ConfigError(
             f"env.value_rank={env['value_rank']} is not allowed: it must be at most env.n_states={env['n_states']}"
+        )
+
+
+def _check_optimum_start(env: Mapping[str, Any], algo: Mapping[str, Any]) -> None:
+    """``algo.init=optimum`` starts at θ*_τ of the average MDP: it exists for τ > 0 and is known with a shared
+    kernel."""
+    if algo["entropy_coef"] == 0:
+        raise ConfigError(
+            "algo.init=optimum is not allowed with algo.entropy_coef=0: the unregularised optimum θ* is at infinity "
+            "(a deterministic policy); set algo.entropy_coef > 0"
+        )
+    if env["transition_heterogeneity"] != 0:
+        raise ConfigError(
+            f"algo.init=optimum is not allowed with env.transition_heterogeneity={env['transition_heterogeneity']}: "
+            "θ*_τ of the agents' mean objective is known only with a shared kernel (transition_heterogeneity=0)"
         )
 
 
@@ -319,6 +346,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         raise ConfigError("algo.freeze_trunk=true is not allowed without algo.trunk_from: there is no trunk to freeze")
     if env["name"] == "tabular":
         _check_tabular_family(env, cfg["n_agents"])
+        if algo.get("init") == "optimum":
+            _check_optimum_start(env, algo)
     _check_placement(cfg)
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]

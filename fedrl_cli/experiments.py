@@ -77,10 +77,20 @@ class TabularExperiment(TabularAlgorithm):
 
         algo, n_agents = cfg["algo"], cfg["n_agents"]
         self.family = family = tabular_family(cfg)
+        tau = algo["entropy_coef"]
         oracle = GradientOracle(
-            family, algo["gradient"], algo["batch_size"], algo["horizon"], generator(cfg["seed"], "gradients")
+            family,
+            algo["gradient"],
+            algo["batch_size"],
+            algo["horizon"],
+            generator(cfg["seed"], "gradients"),
+            tau,
+            algo["estimator"],
         )
-        theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
+        if algo["init"] == "optimum":  # θ*_τ of the average MDP (validated: τ > 0, a shared kernel)
+            theta0 = family.soft_optimum(tau)[1]
+        else:
+            theta0 = np.zeros((family.n_states, family.n_actions))  # the uniform policy, known to every agent
         common = dict(
             oracle=oracle, n_agents=n_agents, local_steps=algo["local_steps"], lr=algo["lr"], schedule=schedule(algo)
         )
@@ -89,7 +99,7 @@ class TabularExperiment(TabularAlgorithm):
         else:
             federated = FastFedPG if algo["name"] == "fastfedpg" else FedAvgPG
             self.algorithm = federated(theta_bar=theta0, global_lr=algo["global_lr"], **common)
-        self.exact_metrics = ExactMetrics(family)
+        self.exact_metrics = ExactMetrics(family, tau)
 
     def measure(self) -> Measurement:
         metrics, per_agent = self.exact_metrics(self.algorithm.policies, self.algorithm.agent_params)

@@ -34,10 +34,15 @@ class Channel:
 
 
 class GradientOracle:
-    """Per-agent policy gradients at per-agent parameters, exact or sampled (Fast-FedPG Eq. (5)).
+    """Per-agent policy gradients of ``J_τ`` (τ = ``entropy_coef``; the plain return at 0) at per-agent
+    parameters, exact or sampled (Fast-FedPG Eq. (5), or its reward-to-go form: ``estimator``).
 
     ``samples`` counts every transition drawn so far, by every agent.
     """
+
+    # class-level defaults: an oracle from a checkpoint written before these keys existed is the plain objective's
+    entropy_coef: float = 0.0
+    estimator: str = "reinforce"
 
     def __init__(
         self,
@@ -46,20 +51,26 @@ class GradientOracle:
         batch_size: int,
         horizon: int,
         rng: np.random.Generator,
+        entropy_coef: float = 0.0,
+        estimator: str = "reinforce",
     ) -> None:
         self.family = family
         self.exact = gradient == "exact"
         self.batch_size = batch_size
         self.horizon = horizon
         self.rng = rng
+        self.entropy_coef = entropy_coef
+        self.estimator = estimator
         self.samples = 0
 
     def __call__(self, theta: np.ndarray) -> np.ndarray:
         """``theta`` (N, S, A) → ``ĝ_i(θ_i)`` (N, S, A)."""
         if self.exact:
-            return self.family.gradient(theta)
+            return self.family.gradient(theta, self.entropy_coef)
         self.samples += theta.shape[0] * self.batch_size * self.horizon
-        return self.family.sample_gradient(theta, self.batch_size, self.horizon, self.rng)
+        return self.family.sample_gradient(
+            theta, self.batch_size, self.horizon, self.rng, self.entropy_coef, self.estimator
+        )
 
 
 @dataclass(frozen=True)

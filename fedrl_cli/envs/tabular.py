@@ -7,7 +7,9 @@ tabular softmax, ``π_θ(a|s) ∝ exp θ[s,a]``; every quantity carries the agen
 ``θ`` is ``(N, S, A)`` and one call evaluates, differentiates or samples for all agents at once.
 
 Exact evaluation follows the policy gradient theorem with the discounted occupancy ``d = ρᵀ(I − γP_π)^{-1}``;
-the sampled estimator is Fast-FedPG's Eq. (5), the truncated REINFORCE gradient.
+the sampled estimator is Fast-FedPG's Eq. (5), the truncated REINFORCE gradient, or its reward-to-go form. With an
+entropy coefficient τ > 0 every quantity is the entropy-regularised one, ``J_τ(θ) = E[Σ_t γ^t (r_t − τ log
+π(a_t|s_t))]`` (Mei et al., 2020), whose optimum θ*_τ is finite and found by soft value iteration.
 """
 
 from __future__ import annotations
@@ -21,6 +23,12 @@ def softmax(theta: np.ndarray) -> np.ndarray:
     """Row-wise softmax over the last (action) axis, stable for large logits."""
     z = np.exp(theta - theta.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(theta: np.ndarray) -> np.ndarray:
+    """``log π(a|s)`` of the softmax policy, over the last (action) axis, without forming π."""
+    shifted = theta - theta.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
 
 
 def _cdf_columns(probabilities: np.ndarray) -> list[np.ndarray]:
@@ -73,12 +81,16 @@ class TabularFamily:
         return self.rewards.shape[2]
 
     # ---- exact evaluation -------------------------------------------------------------------------------
-    def _policy_evaluation(self, theta: np.ndarray) -> tuple[np.ndarray, ...]:
+    def _policy_evaluation(self, theta: np.ndarray, entropy_coef: float = 0.0) -> tuple[np.ndarray, ...]:
         """π, V_i^π, Q_i^π and the discounted occupancy d_i for per-agent parameters ``theta`` (..., N, S, A):
-        agent i's policy evaluated on agent i's MDP, for any leading batch axes."""
+        agent i's policy evaluated on agent i's MDP, for any leading batch axes. With ``entropy_coef`` τ > 0 the
+        values are the soft ones, for the rewards ``r(s,a) − τ log π(a|s)``, and ``Q(s,a) = r(s,a) + γ P V``."""
         pi = softmax(theta)
         p_pi = np.einsum("...nsa,nsat->...nst", pi, self.transitions)
-        r_pi = np.einsum("...nsa,nsa->...ns", pi, self.rewards)
+        if entropy_coef:
+            r_pi = np.einsum("...nsa,...nsa->...ns", pi, self.rewards - entropy_coef * log_softmax(theta))
+        else:
+            r_pi = np.einsum("...nsa,nsa->...ns", pi, self.rewards)
         resolvent = np.eye(self.n_states) - self.gamma * p_pi
         values = np.linalg.solve(resolvent, r_pi[..., None])[..., 0]
         q_values = self.rewards + self.gamma * np.einsum("nsat,...nt->...nsa", self.transitions, values)
@@ -86,19 +98,23 @@ class TabularFamily:
         occupancy = np.linalg.solve(np.swapaxes(resolvent, -1, -2), rho)[..., 0]
         return pi, values, q_values, occupancy
 
-    def objective(self, theta: np.ndarray) -> np.ndarray:
-        """``J_i(θ_i) = ρᵀ V_i^{π_{θ_i}}`` for every agent: ``theta`` (..., N, S, A) → (..., N)."""
-        _, values, _, _ = self._policy_evaluation(theta)
+    def objective(self, theta: np.ndarray, entropy_coef: float = 0.0) -> np.ndarray:
+        """``J_i(θ_i) = ρᵀ V_i^{π_{θ_i}}`` (``J_τ`` with ``entropy_coef`` τ) for every agent: (..., N, S, A) →
+        (..., N)."""
+        _, values, _, _ = self._policy_evaluation(theta, entropy_coef)
         return values @ self.initial
 
-    def gradient(self, theta: np.ndarray) -> np.ndarray:
-        """Exact ``∇J_i(θ_i)`` (policy gradient theorem): ``∂J/∂θ[s,a] = d(s) π(a|s) (Q(s,a) − V(s))``."""
-        return self.objective_and_gradient(theta)[1]
+    def gradient(self, theta: np.ndarray, entropy_coef: float = 0.0) -> np.ndarray:
+        """Exact ``∇J_i(θ_i)`` (policy gradient theorem): ``∂J/∂θ[s,a] = d(s) π(a|s) (Q(s,a) − V(s))``; with τ > 0,
+        ``d(s) π(a|s) (Q(s,a) − τ log π(a|s) − V(s))`` (Mei et al., 2020, Lemma 10)."""
+        return self.objective_and_gradient(theta, entropy_coef)[1]
 
-    def objective_and_gradient(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def objective_and_gradient(self, theta: np.ndarray, entropy_coef: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Both ``J_i(θ_i)`` (..., N) and ``∇J_i(θ_i)`` (..., N, S, A) from one policy evaluation."""
-        pi, values, q_values, occupancy = self._policy_evaluation(theta)
+        pi, values, q_values, occupancy = self._policy_evaluation(theta, entropy_coef)
         advantage = q_values - values[..., None]
+        if entropy_coef:
+            advantage = advantage - entropy_coef * log_softmax(theta)
         return values @ self.initial, occupancy[..., None] * pi * advantage
 
     def values_and_stationary(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,6 +136,30 @@ class TabularFamily:
         pairs = (np.arange(self.n_agents) * self.n_states + states) * self.n_actions + actions
         next_states = _inverse_sample(self.transition_cdf, pairs, uniforms[1])
         return actions, self.rewards.reshape(-1)[pairs], next_states
+
+    def soft_optimum(self, entropy_coef: float) -> tuple[float, np.ndarray] | None:
+        """``(J*_τ, θ*_τ)`` of the average MDP for τ = ``entropy_coef`` > 0, or None when transitions differ.
+
+        Soft value iteration ``V ← τ log Σ_a exp((r̄ + γ P V)/τ)``, a γ-contraction, to convergence; ``θ*_τ = Q*/τ``
+        (centred per state) is the optimal softmax policy ``π* ∝ exp(Q*/τ)``, and ``J*_τ = J_τ(θ*_τ)`` is evaluated
+        exactly, so the gap at θ*_τ is 0 to rounding. With a shared kernel ``mean_i J_τ,i`` is the average MDP's J_τ
+        (the entropy term is the same for every agent)."""
+        if not self.shared_transitions:
+            return None
+        rewards, transitions = self.rewards.mean(axis=0), self.transitions[0]
+        values = np.zeros(self.n_states)
+        for _ in range(100_000):
+            q_values = rewards + self.gamma * transitions @ values
+            top = q_values.max(axis=1)
+            updated = top + entropy_coef * np.log(np.exp((q_values - top[:, None]) / entropy_coef).sum(axis=1))
+            converged = np.abs(updated - values).max() <= 1e-14 * max(1.0, np.abs(updated).max())
+            values = updated
+            if converged:
+                break
+        theta = (rewards + self.gamma * transitions @ values) / entropy_coef
+        theta = theta - theta.mean(axis=1, keepdims=True)
+        average = TabularFamily(rewards[None], transitions[None], self.initial, self.gamma, True)
+        return float(average.objective(theta[None], entropy_coef)[0]), theta
 
     def optimal_objective(self) -> float | None:
         """``J*`` of the average MDP, or None when transitions differ across agents.
@@ -145,36 +185,60 @@ class TabularFamily:
         return float(values @ self.initial)
 
     # ---- sampling ---------------------------------------------------------------------------------------
-    def sample_gradient(self, theta: np.ndarray, batch_size: int, horizon: int, rng: np.random.Generator) -> np.ndarray:
-        """Truncated REINFORCE estimate, Fast-FedPG Eq. (5), for every agent at its own ``θ_i``.
+    def sample_gradient(
+        self,
+        theta: np.ndarray,
+        batch_size: int,
+        horizon: int,
+        rng: np.random.Generator,
+        entropy_coef: float = 0.0,
+        estimator: str = "reinforce",
+    ) -> np.ndarray:
+        """Truncated policy-gradient estimate for every agent at its own ``θ_i``, from M = ``batch_size``
+        trajectories of K = ``horizon`` steps from ρ, with rewards ``r̃_t = r_t − τ log π(a_t|s_t)`` (τ =
+        ``entropy_coef``; the plain rewards at τ = 0).
 
-        ``ĝ_i = (1/M) Σ_m [Σ_{t<K} γ^t r_t] · [Σ_{k<K} ∇log π(a_k|s_k)]`` over M = ``batch_size`` trajectories
-        of K = ``horizon`` steps from ρ; unbiased for the gradient of ``J_i^K = E[Σ_{t<K} γ^t r_t]``.
-        All N·M trajectories advance together, one vectorised step per time step. For softmax policies
-        ``Σ_k ∇log π(a_k|s_k) = C − diag(C·1)·π`` with C the trajectory's (s, a) visit counts, so the estimate is
-        one weighted count of visited pairs.
+        ``reinforce``, Fast-FedPG Eq. (5): ``ĝ_i = (1/M) Σ_m [Σ_{t<K} γ^t r̃_t] · [Σ_{k<K} ∇log π(a_k|s_k)]``.
+        ``reward_to_go`` (G(PO)MDP): ``ĝ_i = (1/M) Σ_m Σ_{k<K} ∇log π(a_k|s_k) · Σ_{k≤t<K} γ^t r̃_t``, which drops
+        the score terms' products with earlier rewards (zero in expectation). Both are unbiased for the gradient of
+        ``J_i^K = E[Σ_{t<K} γ^t r̃_t]`` (the θ-dependence of r̃ adds ``−τ E[Σ_t γ^t ∇log π(a_t|s_t)] = 0``).
+        All N·M trajectories advance together, one vectorised step per time step. For softmax policies a weighted
+        sum of score terms ``Σ_k w_k ∇log π(a_k|s_k) = C_w − diag(C_w·1)·π``, with C_w the weighted (s, a) visit
+        counts, so the estimate is one weighted count of visited pairs.
         """
         n, s_count, a_count = theta.shape
         pi = softmax(theta)
         policy_cdf = _cdf_columns(pi)
         flat_rewards = self.rewards.reshape(-1)
+        flat_log_pi = log_softmax(theta).reshape(-1) if entropy_coef else None
+        to_go = estimator == "reward_to_go"
         chains = n * batch_size
         agent_rows = np.repeat(np.arange(n) * s_count, batch_size)
         uniforms = rng.random((horizon, 2, chains))
         states = _inverse_sample(_cdf_columns(self.initial), np.zeros(chains, dtype=np.intp), rng.random(chains))
         returns = np.zeros(chains)
+        step_returns = np.empty((horizon, chains)) if to_go else None
         visited = np.empty((horizon, chains), dtype=np.int64)
         discount = 1.0
         for step in range(horizon):
             rows = agent_rows + states
             actions = _inverse_sample(policy_cdf, rows, uniforms[step, 0])
             pairs = rows * a_count + actions
-            returns += discount * flat_rewards[pairs]
+            rewards = flat_rewards[pairs]
+            if flat_log_pi is not None:
+                rewards = rewards - entropy_coef * flat_log_pi[pairs]
+            if step_returns is not None:
+                step_returns[step] = discount * rewards
+            else:
+                returns += discount * rewards
             visited[step] = pairs
             if step + 1 < horizon:
                 states = _inverse_sample(self.transition_cdf, pairs, uniforms[step, 1])
             discount *= self.gamma
-        weights = np.broadcast_to(returns, (horizon, chains)).reshape(-1)
+        if step_returns is not None:  # each step's weight: the discounted rewards from it on
+            weights = np.cumsum(step_returns[::-1], axis=0)[::-1].reshape(-1)
+        else:
+            weights = np.broadcast_to(returns, (horizon, chains)).reshape(-1)
         weighted = np.bincount(visited.reshape(-1), weights=weights, minlength=n * s_count * a_count)
         weighted = weighted.reshape(n, s_count, a_count)
         return (weighted - weighted.sum(axis=-1, keepdims=True) * pi) / batch_size
@@ -334,6 +398,7 @@ def make_family(
     mdp_seed: int,
     heterogeneity_design: str = "independent",
     value_rank: int | None = None,
+    distinct_mdps: int = 2,
 ) -> TabularFamily:
     """Draw a heterogeneous family from ``mdp_seed``: uniform rewards, Dirichlet(1) next-state rows.
 
@@ -350,11 +415,29 @@ def make_family(
       agents of a larger family are the N-agent family: with a shared kernel, J(θ), J* and the optimal policy
       are the same for N = 1, 2, 4, ... (with h_p > 0 only the average tables are).
 
+    - ``replicated``: ``distinct_mdps`` m MDPs drawn as ``independent`` draws N = m, agent i given MDP i mod m
+      (N a multiple of m): the average MDP, J*, θ* and FedAvg PG's heterogeneity bias are the m-MDP family's for
+      every such N, and N = m is the independent family itself.
+
     ``value_rank = r`` replaces the rewards by :func:`_realizable_rewards`: every agent's value under the
     uniform policy lies in one common rank-r subspace (``value_basis``), its coordinates heterogeneous by h_r
     (antithetic with the balanced design, so the values average to the common ones), kernels as the design draws
     them; the design's reward tables only lend their action-centred part.
     """
+    if heterogeneity_design == "replicated":
+        base = make_family(
+            distinct_mdps, n_states, n_actions, gamma, reward_heterogeneity, transition_heterogeneity, mdp_seed,
+            "independent", value_rank,
+        )  # fmt: skip
+        mdp = np.arange(n_agents) % distinct_mdps
+        transitions = (
+            np.broadcast_to(base.transitions[0], (n_agents, *base.transitions.shape[1:]))
+            if base.shared_transitions
+            else base.transitions[mdp]
+        )
+        return TabularFamily(
+            base.rewards[mdp], transitions, base.initial, gamma, base.shared_transitions, base.value_basis
+        )
     rng = np.random.default_rng(mdp_seed)
     shape = (n_states, n_actions)
     common_rewards = rng.random(shape)
@@ -371,7 +454,9 @@ def make_family(
         if not shared:
             transitions = _mix(common_transitions, local_transitions, transition_heterogeneity)
     else:
-        raise ValueError(f"heterogeneity_design={heterogeneity_design!r}: it must be independent or balanced")
+        raise ValueError(
+            f"heterogeneity_design={heterogeneity_design!r}: it must be independent, balanced or replicated"
+        )
     if shared:  # exactly P_c, as a broadcast view
         transitions = np.broadcast_to(common_transitions, (n_agents, *shape, n_states))
     basis = None
@@ -395,15 +480,22 @@ class ExactMetrics:
     Global, at the policies the algorithm stands for (``policies`` (P, S, A): the server point θ̄ for the
     federated algorithms, every agent's own θ_i for local PG, which has no common policy), averaged over them:
     ``objective`` mean_p J(θ_p) with J = mean_i J_i, ``gap`` J* − objective (None when J* is unknown, i.e.
-    transitions differ), ``grad_norm`` mean_p ‖∇J(θ_p)‖. At the agents' own parameters θ_i (the end-of-round
+    transitions differ), ``grad_norm`` mean_p ‖∇J(θ_p)‖, ``gradient_domination`` mean_p ‖∇J(θ_p)‖² / (J* − J(θ_p)),
+    the ratio that Theorem 2's gradient domination (Eq. (12)) bounds below by μ (None where J* is unknown or the
+    gap is not positive). With ``entropy_coef`` τ > 0 every one of them is the regularised J_τ's, J* being J*_τ.
+    At the agents' own parameters θ_i (the end-of-round
     iterates θ_{i,H}, before the server averages them): ``local_objective`` mean_i J_i(θ_i) and ``drift``
     mean_i ‖θ_i − mean_j θ_j‖, the client drift that Fast-FedPG's correction counters. Per agent:
     ``objective`` J_i(θ_i) and ``grad_norm`` ‖∇J_i(θ_i)‖.
     """
 
-    def __init__(self, family: TabularFamily) -> None:
-        self.family = family
-        self.optimum = family.optimal_objective()
+    def __init__(self, family: TabularFamily, entropy_coef: float = 0.0) -> None:
+        self.family, self.entropy_coef = family, entropy_coef
+        if entropy_coef:
+            found = family.soft_optimum(entropy_coef)
+            self.optimum = None if found is None else found[0]
+        else:
+            self.optimum = family.optimal_objective()
 
     def __call__(
         self, policies: np.ndarray, agent_params: np.ndarray
@@ -411,18 +503,22 @@ class ExactMetrics:
         n = self.family.n_agents
         # every policy p played by every agent i: (P, N, S, A) → J_i(θ_p) (P, N), ∇J_i(θ_p) (P, N, S, A)
         global_values, global_gradients = self.family.objective_and_gradient(
-            np.broadcast_to(policies[:, None], (policies.shape[0], n, *policies.shape[1:]))
+            np.broadcast_to(policies[:, None], (policies.shape[0], n, *policies.shape[1:])), self.entropy_coef
         )
         objective = float(global_values.mean())
         global_norms = np.linalg.norm(global_gradients.mean(axis=1).reshape(policies.shape[0], -1), axis=1)
-        agent_values, agent_gradients = self.family.objective_and_gradient(agent_params)
+        agent_values, agent_gradients = self.family.objective_and_gradient(agent_params, self.entropy_coef)
         spread = (agent_params - agent_params.mean(axis=0)).reshape(n, -1)
+        gaps = None if self.optimum is None else self.optimum - global_values.mean(axis=1)
         metrics = {
             "objective": objective,
             "gap": None if self.optimum is None else self.optimum - objective,
             "grad_norm": float(global_norms.mean()),
             "local_objective": float(agent_values.mean()),
             "drift": float(np.linalg.norm(spread, axis=1).mean()),
+            "gradient_domination": None
+            if gaps is None or (gaps <= 0).any()
+            else float((global_norms**2 / gaps).mean()),
         }
         per_agent = {
             "objective": agent_values,
