@@ -179,7 +179,10 @@ def test_replicated_families_give_one_round_zero_gap_and_one_fedavg_bias_through
             "algo.init=optimum is not allowed with env.transition_heterogeneity=0.5: θ*_τ of the agents' mean "
             "objective is known only with a shared kernel (transition_heterogeneity=0)",
         ),
-        (("algo.estimator=gpomdp",), "algo.estimator='gpomdp' is not allowed: it must be one of reinforce, reward_to_go"),
+        (
+            ("algo.estimator=gpomdp",),
+            "algo.estimator='gpomdp' is not allowed: it must be one of reinforce, reward_to_go",
+        ),
         (("algo.entropy_coef=-1",), "algo.entropy_coef=-1 is not allowed: it must be a finite number ≥ 0"),
     ],
 )
