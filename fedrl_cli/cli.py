@@ -310,6 +310,16 @@ def plot(
     include_failed: Annotated[
         bool, typer.Option(help="Also plot runs that failed or are still running (their complete rows).")
     ] = False,
+    window: Annotated[
+        float | None,
+        typer.Option(
+            metavar="F",
+            help="Also the level over the last fraction F of the rounds, 0 < F ≤ 1: per run the mean of the metric "
+            "there, then the seed mean with its 95% interval (summary.csv: window_mean, window_ci_low, "
+            "window_ci_high), and window.png: that level against N with the fitted log-log slope and its interval "
+            "(window_slopes.csv).",
+        ),
+    ] = None,
     tune: Annotated[
         str | None,
         typer.Option(
@@ -329,7 +339,8 @@ def plot(
     setting's seed-mean curve stays at ε or better. Unreadable runs (a cut or garbled metrics.csv, a bad
     summary.json) are listed with the reason and left out; exit 2 when nothing can be plotted.
     Example: `fedrl plot outputs/sweeps/2026-11-22/10-00-00 --metric gap --x samples_per_agent --format pdf`;
-    `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its own best step size.
+    `fedrl plot SWEEP --tune algo.lr` plots each (algorithm, N, ...) at its own best step size;
+    `fedrl plot SWEEP --window 0.5` adds the stationary level over the last half of the rounds against N.
     """
     from fedrl_cli.results import NoRuns, load_results
 
@@ -344,7 +355,7 @@ def plot(
     try:
         keys = [key.strip() for key in tune.split(",") if key.strip()] if tune is not None else None
         folder = out or paths[0] / "plots"
-        report = make_plots(results, folder, metric, x, target, fmt, keys, target_fraction)
+        report = make_plots(results, folder, metric, x, target, fmt, keys, target_fraction, window)
     except AnalysisError as error:
         raise _fail(str(error), 2) from None
     for line in describe(results, report):
@@ -485,7 +496,7 @@ def reproduce(
         )
         raise typer.Exit(130) from None
     for report in reports:
-        held = re.search(r"\d+ of \d+ claims held", report.read_text())
+        held = re.search(r"\d+ of \d+ (?:of the paper's )?claims held", report.read_text())
         typer.echo(f"fedrl: wrote {report}{': ' + held.group(0) if held else ''}")
 
 

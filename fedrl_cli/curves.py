@@ -14,7 +14,15 @@ import numpy as np
 import pandas as pd
 
 from fedrl_cli.results import Results
-from fedrl_cli.stats import AnalysisError, Target, lower_is_better, mean_and_ci, settling_rows
+from fedrl_cli.stats import (
+    AnalysisError,
+    Target,
+    lower_is_better,
+    mean_and_ci,
+    mean_estimate,
+    settling_rows,
+    slope_estimate,
+)
 
 X_AXES = {
     "round": "round (communications)",
@@ -205,10 +213,19 @@ def curves(results: Results, metric: str, x: str) -> list[Curve]:
     return found
 
 
-def summary_table(found: list[Curve], metric: str) -> pd.DataFrame:
-    """One row per curve: its group keys, distinct seeds, last round, final seed-mean and 95% CI, costs."""
-    rows = [
-        {
+def window_values(curve: Curve, fraction: float) -> np.ndarray:
+    """Each seed's mean of the metric over the last ``fraction`` of the curve's rounds (from round (1 − F)·T on):
+    (seeds,)."""
+    inside = curve.rounds >= (1 - fraction) * curve.rounds[-1]
+    return np.nanmean(curve.runs[:, inside], axis=1)
+
+
+def summary_table(found: list[Curve], metric: str, window: float | None = None) -> pd.DataFrame:
+    """One row per curve: its group keys, distinct seeds, last round, final seed-mean and 95% CI, costs; with
+    ``window`` F, the seed mean of each seed's mean over the last F of the rounds and its 95% interval."""
+    rows = []
+    for curve in found:
+        row = {
             **curve.keys,
             "seeds": curve.seeds,
             "rounds": int(curve.rounds[-1]),
@@ -219,9 +236,41 @@ def summary_table(found: list[Curve], metric: str) -> pd.DataFrame:
             **curve.final,
             **{f"tuned_{key}": value for key, value in curve.tuned.items()},
         }
-        for curve in found
-    ]
+        if window is not None:
+            level = mean_estimate(window_values(curve, window))
+            row |= {
+                "window": window,
+                "window_mean": level.point,
+                "window_ci_low": level.low,
+                "window_ci_high": level.high,
+                "window_interval": level.method,
+            }
+        rows.append(row)
     return pd.DataFrame(rows)
+
+
+def window_slopes(found: list[Curve], window: float) -> pd.DataFrame:
+    """Per algorithm (and other varying keys): the log-log slope of the window level against N, fitted to the seed
+    means, with its 95% interval (:func:`fedrl_cli.stats.slope_estimate`), over the settings of two N or more."""
+    rows = []
+    for family, members in _families_of(found).items():
+        values = pd.DataFrame(
+            [{"n_agents": c.keys["n_agents"], "level": v} for c in members for v in window_values(c, window)]
+        )
+        if values["n_agents"].nunique() < 2 or (values.groupby("n_agents")["level"].mean() <= 0).any():
+            continue
+        slope = slope_estimate(values, "n_agents", "level")
+        rows.append({**dict(family), "slope": slope.point, "slope_ci_low": slope.low, "slope_ci_high": slope.high,
+                     "slope_interval": slope.method, "window": window})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _families_of(found: list[Curve]) -> dict[tuple, list[Curve]]:
+    """The curves per family: the same keys but N, sorted by N."""
+    families: dict[tuple, list[Curve]] = {}
+    for curve in found:
+        families.setdefault(tuple((k, v) for k, v in curve.keys.items() if k != "n_agents"), []).append(curve)
+    return {key: sorted(members, key=lambda c: c.keys["n_agents"]) for key, members in families.items()}
 
 
 def speedup_table(found: list[Curve], metric: str, x: str, target: Target) -> pd.DataFrame:
@@ -230,12 +279,8 @@ def speedup_table(found: list[Curve], metric: str, x: str, target: Target) -> pd
     chosen by ``target`` for each algorithm alike; points and intervals by :func:`fedrl_cli.stats.settling_rows`.
     A setting that does not settle at ε (in most resamples of its seeds) has ``reached`` false and no speedup."""
     lower = lower_is_better(metric)
-    families: dict[tuple, list[Curve]] = {}
-    for curve in found:
-        families.setdefault(tuple((k, v) for k, v in curve.keys.items() if k != "n_agents"), []).append(curve)
     rows = []
-    for family, members in families.items():
-        members.sort(key=lambda c: c.keys["n_agents"])
+    for family, members in _families_of(found).items():
         for curve, found_row in zip(members, settling_rows(members, target, lower), strict=True):
             x_to_target = found_row.pop("x_to_target")
             row = {"algo": curve.keys.get("algo"), "n_agents": curve.keys["n_agents"]}

@@ -38,6 +38,7 @@ from fedrl_cli.curves import (
     split_by_metric,
     summary_table,
     value_text,
+    window_slopes,
 )
 from fedrl_cli.results import Results
 from fedrl_cli.stats import Target, interval_name, lower_is_better, tune
@@ -209,6 +210,48 @@ def draw_speedup(axis: plt.Axes, table: pd.DataFrame, metric: str, x: str, fixed
     axis.legend(fontsize=7)
 
 
+def window_figure(summary: pd.DataFrame, slopes: pd.DataFrame, metric: str, path: Path, fixed: str = "") -> Path:
+    """The window level (each seed's mean over the last F of the rounds, then the seed mean with its 95% interval)
+    against N per algorithm, log-log, the fitted slope and its interval in the legend, and a slope −1 guide."""
+    figure, axis = plt.subplots(figsize=(7, 5.2))
+    line_keys = [k for k in slopes.columns if not k.startswith("slope") and k != "window"]
+    for index, (_, row) in enumerate(slopes.iterrows()):
+        part = summary
+        for key in line_keys:
+            part = part[part[key].astype(str) == str(row[key])]
+        part = part.sort_values("n_agents")
+        style = _style(index)
+        errors = np.abs(
+            np.vstack([part["window_mean"] - part["window_ci_low"], part["window_ci_high"] - part["window_mean"]])
+        )
+        name = group_label(
+            {k: row[k] for k in line_keys}, [k for k in line_keys if slopes[k].astype(str).nunique() > 1]
+        )
+        label = f"{name or 'runs'}: slope {row['slope']:.2f} [{row['slope_ci_low']:.2f}, {row['slope_ci_high']:.2f}]"
+        axis.errorbar(part["n_agents"], part["window_mean"], yerr=errors, capsize=3, label=label,
+                      **{**style, "marker": style["marker"] or "o"})  # fmt: skip
+    agents = np.sort(summary["n_agents"].unique())
+    if len(slopes):
+        start = summary[summary["n_agents"] == agents[0]]["window_mean"].max()
+        axis.plot(agents, start * agents[0] / agents, "k--", lw=1, label="slope −1 (linear speedup)")
+    axis.set_xscale("log", base=2)
+    axis.set_yscale("log")
+    axis.set_xticks(agents, [str(n) for n in agents])
+    axis.xaxis.set_minor_formatter(NullFormatter())
+    axis.set_xlabel("number of agents N")
+    window = summary["window"].iloc[0]
+    axis.set_ylabel(f"mean {metric} over the last {window:g} of the rounds")
+    seeds = set(summary["seeds"])
+    head = (
+        f"{metric} over the last {window:g} of the rounds vs N: seed mean; {_band_text(seeds).replace('band', 'bars')}"
+        "\nslope: log-log fit to the seed means, 95% interval over seeds"
+    )
+    axis.set_title(_title(head, fixed), fontsize=8)
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=7)
+    return _finish(figure, path)
+
+
 def bias_figure(
     summary: pd.DataFrame, keys: list[str], metric: str, axes_keys: list[str], path: Path, fixed: str = ""
 ) -> Path:
@@ -259,7 +302,11 @@ class PlotReport:
     parts: list[PlotReport] = field(default_factory=list)
 
 
-def _check_options(metric: str | None, x: str, fmt: str, target: float | None, target_fraction: float | None) -> None:
+def _check_options(
+    metric: str | None, x: str, fmt: str, target: float | None, target_fraction: float | None, window: float | None
+) -> None:
+    if window is not None and not (math.isfinite(window) and 0 < window <= 1):
+        raise PlotError(f"--window {window:g} is not allowed: it must be a number in (0, 1]")
     if x not in X_AXES:
         raise PlotError(f"--x {x} is not allowed: it must be one of {', '.join(X_AXES)}")
     if fmt not in FORMATS:
@@ -290,7 +337,14 @@ def _make_folder(out: Path) -> None:
 
 
 def _plot_metric(
-    results: Results, metric: str, out: Path, x: str, target: Target, fmt: str, tune_keys: list[str] | None
+    results: Results,
+    metric: str,
+    out: Path,
+    x: str,
+    target: Target,
+    fmt: str,
+    tune_keys: list[str] | None,
+    window: float | None = None,
 ) -> PlotReport:
     """The figures and tables of ``results`` in ``metric``, written into ``out``."""
     choices = None
@@ -305,9 +359,16 @@ def _plot_metric(
         for c in found
         if c.run_count > c.seeds
     ]
-    summary = summary_table(found, metric)
+    summary = summary_table(found, metric, window)
     summary.to_csv(out / "summary.csv", index=False)
     files.append(out / "summary.csv")
+    if window is not None:
+        slopes = window_slopes(found, window)
+        if len(slopes):
+            slopes.to_csv(out / "window_slopes.csv", index=False)
+            files += [window_figure(summary, slopes, metric, out / f"window.{fmt}", fixed), out / "window_slopes.csv"]
+        else:
+            notes.append("window: no slope, it needs runs with at least two values of n_agents and positive levels")
 
     speedup, alerts = None, []
     if "n_agents" not in summary or summary["n_agents"].nunique() < 2:
@@ -348,6 +409,7 @@ def make_plots(
     fmt: str = "png",
     tune_keys: list[str] | None = None,
     target_fraction: float | None = None,
+    window: float | None = None,
 ) -> PlotReport:
     """Write convergence, speedup and bias figures plus ``summary.csv`` (and ``speedup.csv``) into ``out``.
 
@@ -356,7 +418,7 @@ def make_plots(
     ``tune_keys``, only the runs of each group's best values of those keys (:func:`tune`), the chosen values in
     ``tuned_<KEY>`` columns and in the report's ``choices``. :class:`PlotError` for bad options or nothing to plot.
     """
-    _check_options(metric, x, fmt, target, target_fraction)
+    _check_options(metric, x, fmt, target, target_fraction, window)
     _make_folder(out)
     selected, left_out = split_by_metric(results, metric)
     if target is not None and len(selected) > 1:
@@ -367,7 +429,7 @@ def make_plots(
     several = len(selected) > 1
     rule = Target(target, target_fraction)
     parts = [
-        _plot_metric(part, name, out / name if several else out, x, rule, fmt, tune_keys)
+        _plot_metric(part, name, out / name if several else out, x, rule, fmt, tune_keys, window)
         for name, part in selected.items()
     ]
     notes = [*results.notes, *left_out]

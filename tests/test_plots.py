@@ -767,3 +767,32 @@ def test_groups_beyond_the_colour_cycle_differ_in_line_style(tmp_path: Path) -> 
     styles = {(line.get_color(), line.get_linestyle(), line.get_marker()) for line in axis.get_lines()}
     assert len(found) == 12 and len(styles) == 12
     plt.close(figure)
+
+
+def test_window_levels_and_their_slope_on_known_curves(tmp_path: Path) -> None:
+    """gap_N(t) = 1 for t < 4, then s/N (seed multipliers s = 0.8, 1.0, 1.2): over the last half of 8 rounds the
+    level is exactly mean(s)/N, and the slope of the levels against N is −1."""
+    root = tmp_path / "s"
+    for n_agents in (1, 2, 4, 8):
+        for seed, scale in enumerate((0.8, 1.0, 1.2)):
+            gaps = [1.0] * 4 + [scale / n_agents] * (ROUNDS - 3)
+            write_run(root / f"{n_agents}_{seed}", "fastfedpg", n_agents, seed, gaps)
+    result = fedrl("plot", str(root), "--window", "0.5", "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    summary = pd.read_csv(tmp_path / "plots" / "summary.csv").sort_values("n_agents")
+    assert summary["window_mean"].tolist() == pytest.approx([1.0, 0.5, 0.25, 0.125])
+    assert (summary["window_ci_low"] < summary["window_mean"]).all()
+    assert (summary["window_mean"] < summary["window_ci_high"]).all()
+    assert (summary["window_interval"] == "t").all()
+    slopes = pd.read_csv(tmp_path / "plots" / "window_slopes.csv")
+    assert slopes["slope"].tolist() == pytest.approx([-1.0])
+    assert slopes["slope_ci_low"].iloc[0] < -1 < slopes["slope_ci_high"].iloc[0]
+    image = matplotlib.image.imread(tmp_path / "plots" / "window.png")
+    assert image.shape[0] > 300 and image.std() > 0
+    # the whole run (F = 1) counts the transient too
+    result = fedrl("plot", str(root), "--window", "1", "--out", str(tmp_path / "all"), cwd=tmp_path)
+    whole = pd.read_csv(tmp_path / "all" / "summary.csv").sort_values("n_agents")["window_mean"]
+    assert whole.tolist() == pytest.approx([(4 + 5 / n) / 9 for n in (1, 2, 4, 8)])
+    bad = fedrl("plot", str(root), "--window", "1.5", cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == ["fedrl: error: --window 1.5 is not allowed: it must be a number in (0, 1]"]

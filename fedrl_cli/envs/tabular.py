@@ -474,6 +474,10 @@ def make_family(
     )
 
 
+# a gap below this share of |J*| is rounding (a run at θ*_τ), where ‖∇J‖²/gap means nothing
+GAP_RESOLUTION = 1e-10
+
+
 class ExactMetrics:
     """Exact per-round metrics of a tabular run, from the model itself (no sampling).
 
@@ -482,8 +486,8 @@ class ExactMetrics:
     ``objective`` mean_p J(θ_p) with J = mean_i J_i, ``gap`` J* − objective (None when J* is unknown, i.e.
     transitions differ), ``grad_norm`` mean_p ‖∇J(θ_p)‖, ``gradient_domination`` mean_p ‖∇J(θ_p)‖² / (J* − J(θ_p)),
     the ratio that Theorem 2's gradient domination (Eq. (12)) bounds below by μ (None where J* is unknown or the
-    gap is not positive). With ``entropy_coef`` τ > 0 every one of them is the regularised J_τ's, J* being J*_τ.
-    At the agents' own parameters θ_i (the end-of-round
+    gap is at rounding level, :data:`GAP_RESOLUTION`). With ``entropy_coef`` τ > 0 every one of them is the
+    regularised J_τ's, J* being J*_τ. At the agents' own parameters θ_i (the end-of-round
     iterates θ_{i,H}, before the server averages them): ``local_objective`` mean_i J_i(θ_i) and ``drift``
     mean_i ‖θ_i − mean_j θ_j‖, the client drift that Fast-FedPG's correction counters. Per agent:
     ``objective`` J_i(θ_i) and ``grad_norm`` ‖∇J_i(θ_i)‖.
@@ -517,7 +521,7 @@ class ExactMetrics:
             "local_objective": float(agent_values.mean()),
             "drift": float(np.linalg.norm(spread, axis=1).mean()),
             "gradient_domination": None
-            if gaps is None or (gaps <= 0).any()
+            if gaps is None or (gaps <= GAP_RESOLUTION * max(1.0, abs(self.optimum))).any()
             else float((global_norms**2 / gaps).mean()),
         }
         per_agent = {
