@@ -23,16 +23,17 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $@
 
-# the demo: Fast-FedPG against FedAvg PG on a balanced heterogeneous tabular family (reward heterogeneity 0.9; the
-# average MDP is the same for every N), two sweeps and their figures, about half a minute on 2 cores:
-#   over N = 1, 2, 4, 8 with sampled gradients (6 seeds): convergence and speedup vs agents (+sweep=demo_agents);
-#   over H = 1, 5, 10, 20 with exact gradients (N = 4): convergence and FedAvg's bias vs H (+sweep=demo_local_steps).
+# the demo: Fast-FedPG against FedAvg PG on a replicated heterogeneous tabular family (2 MDPs with independent rewards;
+# the average MDP and FedAvg's bias are the same for every N), entropy-regularised, two sweeps and their figures,
+# about a minute on 2 cores:
+#   over N = 2, 4, 8, 16 with sampled gradients: convergence, speedup and the level over the last half of the rounds
+#   vs agents (+sweep=demo_agents); over H = 1 … 40 with exact gradients: FedAvg's bias vs H (+sweep=demo_local_steps).
 DEMO_DIR := outputs/demo
 demo: install
 	rm -rf $(DEMO_DIR)
 	$(BIN)/fedrl run -m +sweep=demo_agents hydra.sweep.dir=$(DEMO_DIR)/agents $(ARGS)
 	$(BIN)/fedrl run -m +sweep=demo_local_steps hydra.sweep.dir=$(DEMO_DIR)/local_steps $(ARGS)
-	$(BIN)/fedrl plot $(DEMO_DIR)/agents --out $(DEMO_DIR)/plots/agents
+	$(BIN)/fedrl plot $(DEMO_DIR)/agents --out $(DEMO_DIR)/plots/agents --window 0.5
 	$(BIN)/fedrl plot $(DEMO_DIR)/local_steps --out $(DEMO_DIR)/plots/local_steps
 	@echo "demo: figures and tables in $(DEMO_DIR)/plots/agents and $(DEMO_DIR)/plots/local_steps"
 

@@ -382,4 +382,7 @@ above {STALLED} and fell by less than 5% over the second half of the budget).
 Gap against rounds (tuned η): ![convergence](sampled/convergence.png) Speedup: ![speedup](sampled/speedup.png)
 """
     (out / "report.md").write_text(text)
+    kinds = [("paper", paper), ("check", premises + exact_checks), ("secondary", sampled_found)]
+    rows = [{"kind": kind, "claim": c, "held": h, "measured": m} for kind, found in kinds for c, h, m in found]
+    pd.DataFrame(rows).to_csv(out / "claims.csv", index=False)
     return [out / "report.md"]

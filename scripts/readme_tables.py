@@ -1,0 +1,100 @@
+"""Write the README's measured numbers from the committed data, so that none of them is typed by hand.
+
+Each generated block of README.md sits between ``<!-- generated: NAME -->`` and ``<!-- end: NAME -->``:
+
+- ``fastfedpg-claims``: the verdicts of docs/reproduce_fastfedpg/claims.csv, which `fedrl reproduce fastfedpg`
+  computes from the per-seed CSVs beside it;
+- ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
+- ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
+  outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`).
+
+Run `python scripts/readme_tables.py` after a reproduction or the demo; `--check` changes nothing and exits 1 when
+README.md is not what the data gives (a test runs it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.DOTALL)
+
+
+def claims_block(claims: pd.DataFrame) -> str:
+    """The paper's claims and the checks apart, as the report states them."""
+    lines = []
+    for kind, title in (("paper", "claim of the paper"), ("check", "check (not counted)")):
+        part = claims[claims["kind"] == kind]
+        lines += [f"| {title} | held | measured |", "|---|---|---|"]
+        lines += [f"| {row.claim} | {'yes' if row.held else '**no**'} | {row.measured} |" for row in part.itertuples()]
+        lines.append("")
+    paper = claims[claims["kind"] == "paper"]
+    lines.append(f"{int(paper['held'].sum())} of {len(paper)} of the paper's claims held.")
+    return "\n".join(lines) + "\n"
+
+
+def demo_block(summary: pd.DataFrame, speedup: pd.DataFrame) -> str:
+    """Per N: each algorithm's final gap with its 95% interval and its speedup."""
+    table = summary.merge(speedup[["algo", "n_agents", "speedup"]], on=["algo", "n_agents"])
+    lines = [
+        "| N | " + " | ".join(f"{a}: final gap [95% CI] | {a}: speedup" for a in sorted(table["algo"].unique())) + " |"
+    ]
+    lines.append("|---|" + "---|---|" * table["algo"].nunique())
+    for n, part in table.groupby("n_agents"):
+        cells = [
+            f"{row.final_mean:.3g} [{row.final_ci_low:.3g}, {row.final_ci_high:.3g}] | {row.speedup:.2g}"
+            for row in part.sort_values("algo").itertuples()
+        ]
+        lines.append(f"| {n} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def local_steps_block(summary: pd.DataFrame) -> str:
+    """Per H: each algorithm's final gap with its 95% interval (exact gradients: one run, no interval)."""
+    algos = sorted(summary["algo"].unique())
+    lines = ["| H | " + " | ".join(f"{a}: final gap" for a in algos) + " |", "|---|" + "---|" * len(algos)]
+    for steps, part in summary.groupby("local_steps"):
+        lines.append(f"| {steps} | " + " | ".join(f"{v:.3g}" for v in part.sort_values("algo")["final_mean"]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def blocks(root: Path = ROOT) -> dict[str, str]:
+    docs, demo = root / "docs", root / "docs" / "demo"
+    return {
+        "fastfedpg-claims": claims_block(pd.read_csv(docs / "reproduce_fastfedpg" / "claims.csv")),
+        "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
+        "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
+    }
+
+
+def render(readme: str, generated: dict[str, str]) -> str:
+    """``readme`` with every generated block's body replaced; a block the README lacks is an error."""
+    missing = set(generated) - {match["name"] for match in BLOCK.finditer(readme)}
+    if missing:
+        raise SystemExit(f"README.md has no block for {', '.join(sorted(missing))}")
+    return BLOCK.sub(lambda m: m.group(1) + generated.get(m["name"], m["body"]) + m.group(4), readme)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 when README.md differs from the data")
+    args = parser.parse_args()
+    path = ROOT / "README.md"
+    current = path.read_text()
+    wanted = render(current, blocks())
+    if args.check:
+        if wanted != current:
+            print("README.md's generated blocks differ from the committed data: run scripts/readme_tables.py")
+            sys.exit(1)
+        return
+    path.write_text(wanted)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The README's measured numbers are generated from the committed data (scripts/readme_tables.py), and the
+committed verdicts of the Fast-FedPG reproduction follow from the per-seed data beside them."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pandas as pd
+
+from fedrl_cli.reproduce.fastfedpg_regularised import budget_claims, stationary_claims
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "docs" / "reproduce_fastfedpg"
+
+
+def readme_tables():
+    spec = importlib.util.spec_from_file_location("readme_tables", ROOT / "scripts" / "readme_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_numbers_equal_what_the_committed_data_gives() -> None:
+    module = readme_tables()
+    readme = (ROOT / "README.md").read_text()
+    assert module.render(readme, module.blocks()) == readme, "run scripts/readme_tables.py"
+
+
+def test_committed_verdicts_follow_from_the_per_seed_data() -> None:
+    committed = pd.read_csv(DATA / "claims.csv").set_index("claim")
+    claims, premises, _ = stationary_claims(pd.read_csv(DATA / "stationary.csv"), pd.read_csv(DATA / "floors.csv"))
+    budget = pd.read_csv(DATA / "budget.csv")
+    speedup = pd.read_csv(DATA / "budget_plots" / "speedup.csv")
+    claims += budget_claims(budget, speedup)[0]
+    for claim, held, measured in claims + premises:
+        assert bool(committed.loc[claim, "held"]) == held, claim
+        assert committed.loc[claim, "measured"] == measured, claim
