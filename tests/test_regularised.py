@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import run_into
 from scipy.optimize import minimize
-from test_tabular import central_differences
+from test_tabular import central_differences, truncated_objective
 
 from fedrl_cli.envs.tabular import TabularFamily, make_family, softmax
 
@@ -55,24 +55,11 @@ def test_tau_zero_exact_gradients_are_bit_identical_to_before(tmp_path: Path) ->
 TAU = 0.3
 
 
-def soft_truncated_objective(family: TabularFamily, theta: np.ndarray, horizon: int, tau: float) -> np.ndarray:
-    """J_τ^K(θ_i) = E[Σ_{t<K} γ^t (r_t − τ log π(a_t|s_t))], by propagating the state distribution K steps."""
-    pi = softmax(theta)
-    p_pi = np.einsum("nsa,nsat->nst", pi, family.transitions)
-    r_pi = np.einsum("nsa,nsa->ns", pi, family.rewards - tau * np.log(pi))
-    distribution = np.broadcast_to(family.initial, r_pi.shape).copy()
-    total = np.zeros(theta.shape[0])
-    for t in range(horizon):
-        total += family.gamma**t * (distribution * r_pi).sum(axis=1)
-        distribution = np.einsum("ns,nst->nt", distribution, p_pi)
-    return total
-
-
 @pytest.mark.parametrize("seed", [0, 1])
 def test_regularised_objective_is_the_soft_return_and_its_gradient_matches_finite_differences(seed: int) -> None:
     family = make_family(3, 4, 3, 0.85, 0.7, 0.5, mdp_seed=seed)
     theta = np.random.default_rng(seed).normal(scale=2.0, size=(3, 4, 3))
-    long_run = soft_truncated_objective(family, theta, 400, TAU)
+    long_run = truncated_objective(family, theta, 400, TAU)
     np.testing.assert_allclose(family.objective(theta, TAU), long_run, atol=1e-10)
     assert (family.objective(theta, TAU) > family.objective(theta)).all()  # the entropy bonus is positive
     numeric = central_differences(lambda th: family.objective(th, TAU), theta)
@@ -106,7 +93,7 @@ def test_both_estimators_are_unbiased_for_the_truncated_regularised_gradient(est
     family = make_family(4, 5, 3, 0.9, 0.8, 0.4, mdp_seed=3)
     theta = np.random.default_rng(5).normal(size=(4, 5, 3))
     horizon = 6
-    exact = central_differences(lambda th: soft_truncated_objective(family, th, horizon, TAU), theta)
+    exact = central_differences(lambda th: truncated_objective(family, th, horizon, TAU), theta)
     rng = np.random.default_rng(11)
     estimates = np.stack([family.sample_gradient(theta, 200, horizon, rng, TAU, estimator) for _ in range(400)])
     standard_error = estimates.std(axis=0, ddof=1) / np.sqrt(len(estimates))

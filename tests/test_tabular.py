@@ -18,11 +18,11 @@ def central_differences(function, theta: np.ndarray, eps: float = 1e-6) -> np.nd
     return grad
 
 
-def truncated_objective(family: TabularFamily, theta: np.ndarray, horizon: int) -> np.ndarray:
-    """J_i^K(θ_i) = E[Σ_{t<K} γ^t r_t], by propagating the state distribution K steps."""
+def truncated_objective(family: TabularFamily, theta: np.ndarray, horizon: int, tau: float = 0.0) -> np.ndarray:
+    """J_i^K(θ_i) = E[Σ_{t<K} γ^t (r_t − τ log π(a_t|s_t))], by propagating the state distribution K steps."""
     pi = softmax(theta)
     p_pi = np.einsum("nsa,nsat->nst", pi, family.transitions)
-    r_pi = np.einsum("nsa,nsa->ns", pi, family.rewards)
+    r_pi = np.einsum("nsa,nsa->ns", pi, family.rewards - tau * np.log(pi))
     distribution = np.broadcast_to(family.initial, r_pi.shape).copy()
     total = np.zeros(theta.shape[0])
     for t in range(horizon):
