@@ -414,8 +414,8 @@ def reproduce(
         int | None,
         typer.Option(
             metavar="S",
-            help="Seeds per setting (fastfedpg: of the sampled sweep, default 16; subspace: "
-            "of the tabular part, default 16).",
+            help="Seeds per setting (fastfedpg: the evaluation seeds of (a) and (b), default 10, and of the τ = 0 "
+            "section, default 16; subspace: of the tabular part, default 16).",
         ),
     ] = None,
     scale: Annotated[
