@@ -50,7 +50,7 @@ FAMILY = [
 SAMPLED = ["algo.gradient=sampled", "algo.estimator=reward_to_go", f"algo.horizon={HORIZON}"]
 STATIONARY_ROUNDS, STATIONARY_BATCH, WINDOW = 300, 20, 0.5  # the window: the last half of the rounds
 FLOOR_ROUNDS = 600
-BUDGET_ROUNDS, BUDGET_BATCH, LR_GRID = 150, 10, (0.025, 0.05, 0.1)
+BUDGET_ROUNDS, BUDGET_BATCH, LR_GRID = 150, 10, (0.025, 0.05, 0.1, 0.2)
 BOTH = "algo=fastfedpg,fedavg_pg"
 AGENT_LIST = "n_agents=" + ",".join(map(str, AGENTS))
 
@@ -312,7 +312,9 @@ exact-gradient runs in [floors.csv](floors.csv):
 `{budget["budget_tuning"][1]}`
 
 η per (algorithm, N): the grid value with the smallest mean gap at T over the tuning seeds
-{", ".join(map(str, TUNING_SEEDS))}; the evaluation runs (seeds 0 … {(options.seeds or SEEDS) - 1}) never choose:
+{", ".join(map(str, TUNING_SEEDS))}; the evaluation runs (seeds 0 … {(options.seeds or SEEDS) - 1}) never choose. The
+grid's top value {LR_GRID[-1]} was added after a first tuning on {", ".join(map(str, LR_GRID[:-1]))} chose its
+edge at the largest N (the tuning seeds alone decided both times):
 
 {markdown(choices)}
 
