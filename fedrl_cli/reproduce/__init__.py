@@ -12,7 +12,7 @@ from fedrl_cli.reproduce.common import Options, ReproduceError
 # name → what it reproduces, the options it takes beyond the common ones (--out, --jobs, --reuse, --seeds, --scale)
 REPRODUCTIONS = {
     "fastfedpg": (
-        "Fast-FedPG: linear speedup in N despite heterogeneity (Theorem 2), no bias (exact gradients); ~80 min",
+        "Fast-FedPG: linear speedup in N despite heterogeneity (Theorem 2), no bias (exact gradients); ~1 h",
         (),
     ),
     "subspace": (

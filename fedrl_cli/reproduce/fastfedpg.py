@@ -7,7 +7,7 @@
 Secondary, not counted: the τ = 0 sampled sweep on a balanced family, where the premise fails, with its diagnosis.
 
 Run with `fedrl reproduce fastfedpg [--out DIR] [--jobs N] [--seeds S] [--scale F] [--reuse]` (or `make reproduce`);
-about 80 minutes on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by
+about an hour on 2 cores. Every sweep is a plain `fedrl run -m`, so each number in the report can be re-run by
 hand; `--scale` multiplies every round budget (0.01 for a look at the pipeline in about a minute).
 """
 
