@@ -25,7 +25,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 
 # the demo: Fast-FedPG against FedAvg PG on a replicated heterogeneous tabular family (2 MDPs with independent rewards;
 # the average MDP and FedAvg's bias are the same for every N), entropy-regularised, two sweeps and their figures,
-# about a minute on 2 cores:
+# about a minute and a half on 2 cores:
 #   over N = 2, 4, 8, 16 with sampled gradients: convergence, speedup and the level over the last half of the rounds
 #   vs agents (+sweep=demo_agents); over H = 1 … 40 with exact gradients: FedAvg's bias vs H (+sweep=demo_local_steps).
 DEMO_DIR := outputs/demo

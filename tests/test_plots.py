@@ -637,7 +637,7 @@ def test_every_speedup_and_rounds_to_target_lies_inside_its_own_interval(tmp_pat
     """One rule for a point and its interval (the median and percentiles of the same bootstrap draws): over many
     noisy sweeps and every target rule, no point of the speedup table falls outside its interval."""
     checked = 0
-    for draw in range(12):
+    for draw in range(6):
         found = curves(
             load_results([noisy_agents_sweep(tmp_path / str(draw), np.random.default_rng(draw))]), "gap", "round"
         )
@@ -650,7 +650,7 @@ def test_every_speedup_and_rounds_to_target_lies_inside_its_own_interval(tmp_pat
                 assert (low[finite] <= point[finite]).all() and (point[finite] <= high[finite]).all(), (draw, name)
                 checked += finite.sum()
             assert (table["reached"] == np.isfinite(table["rounds_to_target"])).all()
-    assert checked > 200
+    assert checked > 100
 
 
 def test_target_fraction_of_the_initial_level(tmp_path: Path) -> None:

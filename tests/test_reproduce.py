@@ -20,7 +20,7 @@ def test_reproduce_help_names_every_option_and_list_shows_the_reproductions(tmp_
     assert [line.split()[0] for line in section[:2]] == ["fastfedpg", "subspace"]
 
 
-def test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_reuse_reproduces_it(tmp_path: Path) -> None:
+def test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_data(tmp_path: Path) -> None:
     result = fedrl("reproduce", "fastfedpg", "--seeds", "1", "--scale", "0.01", "--out", "r", cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     report = tmp_path / "r" / "report.md"
@@ -39,11 +39,6 @@ def test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_reuse_reprod
     assert len(stationary) == 10 and set(stationary["n_agents"]) == {2, 4, 8, 16, 32}
     assert len(pd.read_csv(tmp_path / "r" / "budget.csv")) == 10
     assert (pd.read_csv(tmp_path / "r" / "floors.csv")["exact_gap"].notna()).all()
-    # analysed again from the same sweeps, without running them: the same report
-    again = fedrl("reproduce", "fastfedpg", "--seeds", "1", "--scale", "0.01", "--out", "r", "--reuse", cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert again.stdout.count("[reproduce] reusing") == 16  # (a) 2, (b) 11, (c) 1, τ = 0: 2; nothing ran again
-    assert report.read_text() == text
 
 
 @pytest.mark.parametrize(
@@ -75,7 +70,7 @@ def test_bad_reproduce_input_exits_2_in_one_line(tmp_path: Path, arguments: list
     assert "Traceback" not in result.stderr and not (tmp_path / "outputs").exists()
 
 
-def test_reproduce_subspace_tabular_part_on_a_tiny_budget(tmp_path: Path) -> None:
+def test_reproduce_subspace_tabular_part_on_a_tiny_budget_and_reuse_reproduces_it(tmp_path: Path) -> None:
     arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.02", "--jobs", "2", "--out", "s")
     result = fedrl("reproduce", "subspace", *arguments, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
