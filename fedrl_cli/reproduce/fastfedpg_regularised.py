@@ -26,7 +26,15 @@ from fedrl_cli.envs.tabular import make_family
 from fedrl_cli.plots import make_plots
 from fedrl_cli.reproduce.common import Claim, Options, claims_markdown, markdown, scaled, slope_text, sweep
 from fedrl_cli.results import load_results
-from fedrl_cli.stats import difference, interval_name, mean_estimate, slope_estimate, window_means
+from fedrl_cli.stats import (
+    difference,
+    final_means,
+    interval_name,
+    mean_estimate,
+    slope_estimate,
+    tune,
+    window_means,
+)
 
 SEEDS = 10  # evaluation seeds 0 … 9
 TUNING_SEEDS = (100, 101, 102)  # seeds that choose η in (b), never used to judge
@@ -109,16 +117,15 @@ def budget_sweeps(options: Options) -> tuple[dict[str, tuple[Path, str]], pd.Dat
 
 def tuning_means(tuning_dir: Path) -> pd.DataFrame:
     """Per (algorithm, N, η): the mean gap at T over the tuning seeds."""
-    frame = load_results([tuning_dir]).frame
-    last = frame[frame["round"] == frame["round"].max()]
-    return last.groupby(["algo", "n_agents", "algo.lr"])["gap"].mean().reset_index()
+    return final_means(load_results([tuning_dir]).frame, ["algo", "n_agents", "algo.lr"], "gap")
 
 
 def tuned_step_sizes(tuning_dir: Path) -> pd.DataFrame:
-    """Per (algorithm, N): the η of the grid with the smallest mean gap at T over the tuning seeds."""
-    means = tuning_means(tuning_dir)
-    best = means.loc[means.groupby(["algo", "n_agents"])["gap"].idxmin()]
-    return best.rename(columns={"algo.lr": "lr", "gap": "tuning_gap"}).reset_index(drop=True)
+    """Per (algorithm, N): the η of the grid with the smallest mean gap at T over the tuning seeds
+    (:func:`fedrl_cli.stats.tune`)."""
+    _, choices = tune(load_results([tuning_dir]), "gap", ["algo.lr"])
+    columns = {"tuned_algo.lr": "lr", "final_gap": "tuning_gap"}
+    return choices.rename(columns=columns)[["algo", "n_agents", *columns.values()]]
 
 
 def stationary_data(sweep_dir: Path) -> pd.DataFrame:
