@@ -234,6 +234,7 @@ def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool
         for warning in warnings(config):
             log.warning("fedrl: %swarning: %s", job, warning)
         experiment = build(config)
+        record(**experiment.facts())
         if resumed is not None:
             experiment.restore(checkpoint.load_state(run_dir, experiment.rebuilt()))
         show = config["progress"] and not in_sweep

@@ -496,7 +496,7 @@ def reproduce(
         )
         raise typer.Exit(130) from None
     for report in reports:
-        held = re.search(r"\d+ of \d+ (?:of the paper's )?claims held", report.read_text())
+        held = re.search(r"\d+ of \d+ (?:of the (?:paper's|abstract's) )?claims held", report.read_text())
         typer.echo(f"fedrl: wrote {report}{': ' + held.group(0) if held else ''}")
 
 

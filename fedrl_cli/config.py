@@ -105,9 +105,10 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "reward_heterogeneity": number_in(0, 1),
         "transition_heterogeneity": number_in(0, 1),
         "mdp_seed": seed(),
-        "heterogeneity_design": one_of("independent", "balanced", "replicated"),
+        "heterogeneity_design": one_of("independent", "nested", "balanced", "replicated"),
         "distinct_mdps": integer(1),
         "value_rank": optional_integer(1),
+        "value_level": one_of("centred", "offset"),
     },
     "hopper": {
         "n_envs": integer(1),
@@ -174,8 +175,12 @@ _SUBSPACE_LINEAR: dict[str, Rule] = {
     "lr_head": positive(),
     "lr_basis": non_negative(),
     "lr_actor": non_negative(),
-    "reexpress_heads": BOOLEAN,
-    "basis_update": one_of("gradient", "projected"),
+    "reexpress_heads": Rule(
+        lambda v: v in ("project", "rotate", "none") or isinstance(v, bool),
+        "one of project, rotate, none (true = project, false = none)",
+    ),
+    "basis_update": one_of("gradient", "projected", "preconditioned"),
+    "basis_init": one_of("random", "value_span"),
 }
 
 LAYERS = ("actor_mean.0", "actor_mean.2", "actor_mean.4", "actor_logstd", "critic.0", "critic.2", "critic.4")
@@ -256,9 +261,28 @@ def _check_tabular_family(env: Mapping[str, Any], n_agents: int) -> None:
             f"n_agents={n_agents} is not allowed with env.heterogeneity_design=replicated and env.distinct_mdps="
             f"{distinct}: it must be a multiple of {distinct} (agent i gets MDP i mod {distinct})"
         )
-    if env["value_rank"] is not None and env["value_rank"] > env["n_states"]:
+    centred = env["value_level"] == "centred"
+    rank, most = env["value_rank"], env["n_states"] - centred
+    if rank is not None and rank > most:
+        less = ", less the constant direction that centred values leave out" if centred else ""
         raise ConfigError(
-            f"env.value_rank={env['value_rank']} is not allowed: it must be at most env.n_states={env['n_states']}"
+            f"env.value_rank={rank} is not allowed with env.value_level={env['value_level']}: it must be at most "
+            f"{most} (env.n_states={env['n_states']}{less})"
+        )
+
+
+def _check_linear_subspace(env: Mapping[str, Any], algo: Mapping[str, Any]) -> None:
+    """The subspace fits the features; ``basis_init=value_span`` needs a value span of the same rank."""
+    dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
+    if algo["rank"] > dimension:
+        raise ConfigError(
+            f"algo.rank={algo['rank']} is not allowed: it must be at most the feature dimension {dimension}"
+        )
+    if algo["basis_init"] == "value_span" and env["value_rank"] != algo["rank"]:
+        raise ConfigError(
+            f"algo.basis_init=value_span is not allowed with env.value_rank={_show(env['value_rank'])} and "
+            f"algo.rank={algo['rank']}: it starts at the family's value span, so it needs a realizable family "
+            "(env.value_rank set) of the subspace's rank (env.value_rank = algo.rank)"
         )
 
 
@@ -350,11 +374,7 @@ def validate(cfg: Mapping[str, Any]) -> None:
             _check_optimum_start(env, algo)
     _check_placement(cfg)
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
-        dimension = env["n_states"] if algo["features"] == "onehot" else algo["feature_dim"]
-        if algo["rank"] > dimension:
-            raise ConfigError(
-                f"algo.rank={algo['rank']} is not allowed: it must be at most the feature dimension {dimension}"
-            )
+        _check_linear_subspace(env, algo)
     for keys, floats, what in _sizes(cfg):
         if floats > MAX_FLOATS:
             raise ConfigError(

@@ -58,6 +58,10 @@ class TabularAlgorithm:
     def rebuilt(self) -> dict[str, object]:
         return {"family": self.family}
 
+    def facts(self) -> dict[str, Any]:
+        """Nothing about the instance beyond its config."""
+        return {}
+
     def finish(self, run_dir: Path) -> None:
         """Nothing beyond the CSVs."""
 
@@ -117,6 +121,8 @@ class SubspaceTabularExperiment(TabularAlgorithm):
         self.family = family = tabular_family(cfg)
         rng = generator(cfg["seed"], "subspace")
         features = make_features(algo["features"], family.n_states, algo["feature_dim"], rng)
+        # value_span: the coordinates whose span(ΦB) is the projection of U onto span(Φ) (U itself for one-hot Φ)
+        start = np.linalg.pinv(features) @ family.value_basis if algo["basis_init"] == "value_span" else None
         self.algorithm = FedSubspaceAC(
             family,
             features,
@@ -129,8 +135,14 @@ class SubspaceTabularExperiment(TabularAlgorithm):
             schedule(algo),
             algo["reexpress_heads"],
             algo["basis_update"],
+            start,
         )
         self.metrics = CriticMetrics(family, features)
+
+    def facts(self) -> dict[str, Any]:
+        from fedrl_cli.envs.tabular import value_condition
+
+        return {"value_condition": value_condition(self.family)}
 
     def measure(self) -> Measurement:
         a = self.algorithm
@@ -221,6 +233,10 @@ class HopperExperiment:
         self.algorithm.channel.floats = state["comm_floats"]
 
     def rebuilt(self) -> dict[str, object]:
+        return {}
+
+    def facts(self) -> dict[str, Any]:
+        """Nothing about the instance beyond its config."""
         return {}
 
     def finish(self, run_dir: Path) -> None:

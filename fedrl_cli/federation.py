@@ -59,6 +59,9 @@ class Experiment(Protocol):
     def rebuilt(self) -> dict[str, object]:
         """Objects that ``state()`` refers to but that the config rebuilds exactly, so checkpoints leave them out."""
 
+    def facts(self) -> dict[str, Any]:
+        """Measured properties of the instance, recorded in ``summary.json`` (e.g. ``value_condition``)."""
+
     def finish(self, run_dir: Path) -> None:
         """Save what a completed run keeps besides its CSVs."""
 
@@ -129,6 +132,8 @@ def run_rounds(
                         if round_index > 0:
                             experiment.round()
                         measured = experiment.measure()
+                except Diverged as error:  # an algorithm's own guard, already in words
+                    raise Diverged(f"round {round_index}: {error}") from error
                 except Exception as error:
                     raise RunFailed(f"round {round_index}: {type(error).__name__}: {error}") from error
                 samples_per_agent, remainder = divmod(measured.samples, n_agents)

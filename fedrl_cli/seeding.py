@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 # the purposes of the project's streams; a key's number is its SeedSequence spawn key, fixed forever
 PURPOSES: dict[str, tuple[int, ...]] = {
     "mdp_family": (),  # tabular rewards and kernels (env.mdp_seed): the root stream; its per-pair and value-shape
-    # children take keys that start with 0 (envs.tabular.PAIR_TABLES, VALUE_COMMON, VALUE_LOCAL)
+    # children take keys that start with 0 (envs.tabular.PAIR_TABLES, VALUE_COMMON, VALUE_LOCAL, AGENT_TABLES)
     "action_maps": (),  # Hopper agents' action maps (env.action_map_seed): the root stream
     # keys of the learning streams start at 1, so no learning stream meets a family child, whatever the seeds
     "gradients": (1,),  # sampled policy-gradient trajectories (seed)

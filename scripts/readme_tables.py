@@ -4,6 +4,8 @@ Each generated block of README.md sits between ``<!-- generated: NAME -->`` and 
 
 - ``fastfedpg-claims``: the verdicts of docs/reproduce_fastfedpg/claims.csv, which `fedrl reproduce fastfedpg`
   computes from the per-seed CSVs beside it;
+- ``subspace-tabular-claims``: those of docs/reproduce_subspace/tabular_claims.csv (`fedrl reproduce subspace
+  --part tabular`, from the tabular_*.csv per-seed files beside it);
 - ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
 - ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
   outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`).
@@ -67,6 +69,7 @@ def blocks(root: Path = ROOT) -> dict[str, str]:
     docs, demo = root / "docs", root / "docs" / "demo"
     return {
         "fastfedpg-claims": claims_block(pd.read_csv(docs / "reproduce_fastfedpg" / "claims.csv")),
+        "subspace-tabular-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "tabular_claims.csv")),
         "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
         "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
     }

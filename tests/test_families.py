@@ -88,7 +88,8 @@ def test_balanced_mean_over_agents_is_the_common_mdp(n_agents: int, h_r: float, 
 @pytest.mark.parametrize("value_rank", [None, 2])
 def test_balanced_tables_are_valid(h_r: float, h_p: float, value_rank: int | None) -> None:
     family = balanced(8, h_r, h_p, value_rank)
-    assert family.rewards.min() >= 0 and family.rewards.max() <= 1
+    low = 0.0 if value_rank is None else -0.5  # centred realizable rewards lie in [−½, ½]
+    assert family.rewards.min() >= low and family.rewards.max() <= low + 1
     assert family.transitions.min() >= 0
     np.testing.assert_allclose(family.transitions.sum(axis=-1), 1.0, atol=1e-14)
     assert family.shared_transitions is False
@@ -150,19 +151,27 @@ def test_balanced_through_the_cli_gives_one_objective_and_gap_for_every_n(tmp_pa
 # ---- realizable low-rank families ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("design", ["independent", "balanced"])
+@pytest.mark.parametrize("level", ["centred", "offset"])
+@pytest.mark.parametrize("design", ["independent", "nested", "balanced"])
 @pytest.mark.parametrize(
-    ("n_agents", "n_states", "value_rank", "h_p"), [(8, 10, 3, 0.5), (4, 6, 1, 0.5), (2, 5, 5, 0.0)]
+    ("n_agents", "n_states", "value_rank", "h_p"), [(8, 10, 3, 0.5), (4, 6, 1, 0.5), (2, 6, 5, 0.0)]
 )
-def test_realizable_values_lie_in_one_common_subspace(design, n_agents, n_states, value_rank, h_p) -> None:
-    family = make_family(n_agents, n_states, 3, 0.9, 0.8, h_p, 2, heterogeneity_design=design, value_rank=value_rank)
+def test_realizable_values_lie_in_one_common_subspace(level, design, n_agents, n_states, value_rank, h_p) -> None:
+    family = make_family(
+        n_agents, n_states, 3, 0.9, 0.8, h_p, 2, heterogeneity_design=design, value_rank=value_rank, value_level=level
+    )
     basis = family.value_basis
     assert basis.shape == (n_states, value_rank)
     np.testing.assert_allclose(basis.T @ basis, np.eye(value_rank), atol=1e-12)
-    np.testing.assert_allclose(basis[:, 0], 1 / np.sqrt(n_states))  # the constant vector is one direction
+    if level == "offset":  # the constant vector is one direction, rewards in [0, 1]
+        np.testing.assert_allclose(basis[:, 0], 1 / np.sqrt(n_states))
+        low = 0.0
+    else:  # every direction is orthogonal to it, rewards in [−½, ½]
+        np.testing.assert_allclose(basis.T @ np.ones(n_states), 0.0, atol=1e-12)
+        low = -0.5
     values, _ = uniform_values(family)
     assert np.abs(values - values @ basis @ basis.T).max() < 1e-10
-    assert family.rewards.min() >= 0 and family.rewards.max() <= 1
+    assert family.rewards.min() >= low and family.rewards.max() <= low + 1
     if value_rank > 1:  # heterogeneous values: the agents do not all share one value function
         assert np.abs(values - values.mean(axis=0)).max() > 0.01
 
@@ -297,6 +306,7 @@ def test_policy_evaluation_through_the_cli_drives_the_excess_error_down(tmp_path
         "evaluation",
         "algo=fedsubspace_ac",
         "env.value_rank=3",
+        "env.value_level=offset",  # the level dominates the values: the error starts above 3
         "env.transition_heterogeneity=0.5",
         "algo.lr_actor=0",
         "algo.lr_basis=0.003",
@@ -310,4 +320,6 @@ def test_policy_evaluation_through_the_cli_drives_the_excess_error_down(tmp_path
     assert end < 0.1 * start
     assert float(rows[-1]["subspace_distance"]) < 0.01 < float(rows[0]["subspace_distance"])
     header = (run_dir / "agent_metrics.csv").read_text().splitlines()[0]
-    assert header == "round,agent,critic_error,objective,grad_norm,critic_floor"
+    assert header == (
+        "round,agent,critic_error,critic_subspace_error,critic_head_error,objective,grad_norm,critic_floor"
+    )

@@ -124,8 +124,8 @@ def test_cli_run_of_the_linear_form(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0]
     assert header == (
-        "round,samples,samples_per_agent,comm_floats,wall_s,critic_error,grad_norm,objective,subspace_distance,"
-        "critic_floor,critic_excess"
+        "round,samples,samples_per_agent,comm_floats,wall_s,critic_error,critic_subspace_error,critic_head_error,"
+        "subspace_angle,grad_norm,objective,subspace_distance,critic_floor,critic_excess"
     )
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["status"] == "completed" and summary["config"]["algo"]["rank"] == 3

@@ -71,15 +71,21 @@ def test_bad_reproduce_input_exits_2_in_one_line(tmp_path: Path, arguments: list
 
 
 def test_reproduce_subspace_tabular_part_on_a_tiny_budget_and_reuse_reproduces_it(tmp_path: Path) -> None:
-    arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.02", "--jobs", "2", "--out", "s")
+    arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.01", "--jobs", "2", "--out", "s")
     result = fedrl("reproduce", "subspace", *arguments, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("fedrl: wrote s/tabular.md: ")
     text = (tmp_path / "s" / "tabular.md").read_text()
-    assert "of 6 claims held" in text and "10 rounds, step sizes" in text and "95% t interval" in text
+    assert "of 4 of the abstract's claims held" in text and "10 rounds" in text and "95% t interval" in text
     assert not (tmp_path / "s" / "report.md").exists()  # the Hopper part was not asked for
     for figure in (
-        "tabular_actor_critic_grad_norm/speedup.png",
-        "tabular_policy_evaluation_critic_excess/convergence.png",
+        "tabular_stationary_subspace_angle/window.png",
+        "tabular_random_start_subspace_angle/speedup.png",
+        "tabular_actor_critic_grad_norm/convergence.png",
     ):
         assert (tmp_path / "s" / figure).stat().st_size > 10_000
+    claims = pd.read_csv(tmp_path / "s" / "tabular_claims.csv")
+    assert list(claims["kind"]) == ["paper"] * 4 + ["check"] * 3
+    again = fedrl("reproduce", "subspace", *arguments, "--reuse", cwd=tmp_path, timeout=600)
+    assert again.returncode == 0 and "[reproduce] reusing" in again.stdout, again.stderr
+    assert (tmp_path / "s" / "tabular.md").read_text() == text  # the same report from the same runs

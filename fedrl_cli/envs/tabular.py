@@ -252,7 +252,8 @@ def _mix(common: np.ndarray, local: np.ndarray, heterogeneity: float) -> np.ndar
 # with 0, which no purpose of :mod:`fedrl_cli.seeding` uses, so they never share numbers with a learning stream.
 PAIR_TABLES = (0, 0)  # + (k,): pair k's local reward and transition draws (balanced design)
 VALUE_COMMON = (0, 1)  # the realizable family's basis U and common coefficients
-VALUE_LOCAL = (0, 2)  # + (k,): pair k's (balanced) or agent k's (independent) value coefficients
+VALUE_LOCAL = (0, 2)  # + (k,): pair k's (balanced) or agent k's (independent, nested) value coefficients
+AGENT_TABLES = (0, 3)  # + (k,): agent k's local reward and transition draws (nested design)
 
 # a realizable family's rewards: 0.5 ± VALUE_SPREAD from the values, ± ACTION_SPREAD from the per-action deviations
 VALUE_SPREAD, ACTION_SPREAD = 0.3, 0.2
@@ -285,15 +286,21 @@ def _transition_deviation(common: np.ndarray, local: np.ndarray, heterogeneity: 
     return np.minimum(1.0, limits.min(axis=-1, keepdims=True)) * delta
 
 
-def _pair_tables(
-    common_rewards: np.ndarray, common_transitions: np.ndarray, n_pairs: int, mdp_seed: int, draw_transitions: bool
+def _local_tables(
+    common_rewards: np.ndarray,
+    common_transitions: np.ndarray,
+    n_draws: int,
+    mdp_seed: int,
+    draw_transitions: bool,
+    key: tuple[int, ...] = PAIR_TABLES,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Each pair's local draw ``L_k ~ U[0,1]``, ``Q_k ~ Dirichlet(1)`` from its own stream (so a family's first
-    pairs do not depend on how many follow): the stacked local rewards (K, S, A) and transitions (K, S, A, S)."""
-    rewards = np.empty((n_pairs, *common_rewards.shape))
-    transitions = np.empty((n_pairs, *common_transitions.shape)) if draw_transitions else None
-    for pair in range(n_pairs):
-        rng = _child(mdp_seed, *PAIR_TABLES, pair)
+    """Draw k's local tables ``L_k ~ U[0,1]``, ``Q_k ~ Dirichlet(1)`` from its own stream ``key + (k,)`` (so a
+    family's first draws do not depend on how many follow): the stacked local rewards (K, S, A) and transitions
+    (K, S, A, S)."""
+    rewards = np.empty((n_draws, *common_rewards.shape))
+    transitions = np.empty((n_draws, *common_transitions.shape)) if draw_transitions else None
+    for pair in range(n_draws):
+        rng = _child(mdp_seed, *key, pair)
         rewards[pair] = rng.random(common_rewards.shape)
         if transitions is not None:
             transitions[pair] = rng.dirichlet(np.ones(common_transitions.shape[-1]), size=common_rewards.shape)
@@ -310,7 +317,7 @@ def _balanced_tables(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Antithetic pairs: ``R_i = R_c + s_i D_k``, ``P_i = P_c + s_i Δ_k`` for agents ``i = 2k, 2k+1``, ``s = ±1``."""
     shared = transition_heterogeneity == 0
-    local_rewards, local_transitions = _pair_tables(
+    local_rewards, local_transitions = _local_tables(
         common_rewards, common_transitions, n_agents // 2, mdp_seed, not shared
     )
     rewards = _antithetic(
@@ -323,10 +330,13 @@ def _balanced_tables(
     return rewards, np.maximum(_antithetic(common_transitions, deviations, n_agents), 0.0)
 
 
-def _value_basis(n_states: int, rank: int, rng: np.random.Generator) -> np.ndarray:
-    """``U`` (S, r), orthonormal: the constant vector ``1/√S`` and ``r − 1`` random directions orthogonal to it."""
-    q, r = np.linalg.qr(np.column_stack([np.ones(n_states), rng.normal(size=(n_states, rank - 1))]))
-    return q * np.where(np.diag(r) < 0, -1.0, 1.0)
+def _value_basis(n_states: int, rank: int, level: str, rng: np.random.Generator) -> np.ndarray:
+    """``U`` (S, r), orthonormal. ``offset``: the constant vector ``1/√S`` and ``r − 1`` random directions orthogonal
+    to it; ``centred``: ``r`` random directions orthogonal to the constant vector (at most S − 1 of them)."""
+    random = rng.normal(size=(n_states, rank - 1 if level == "offset" else rank))
+    q, r = np.linalg.qr(np.column_stack([np.ones(n_states), random]))
+    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    return q if level == "offset" else q[:, 1:]
 
 
 def _unit_shapes(directions: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
@@ -368,22 +378,29 @@ def _realizable_rewards(
     heterogeneity: float,
     design: str,
     mdp_seed: int,
+    level: str = "centred",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Rewards whose uniform-policy values ``V_i = U c_i`` share the rank-r span of ``U``; returns them and ``U``.
 
-    ``V_i = v₀·1 + a G_i`` with ``v₀ = ½/(1−γ)``, ``a = VALUE_SPREAD/(1+γ)`` and ``G_i`` from
-    :func:`_value_shapes`; the uniform-policy reward is the Bellman residual ``r_i^π = (I − γ P_i^π) V_i
-    = ½ + a (I − γ P_i^π) G_i`` and ``R_i(s,a) = r_i^π(s) + ACTION_SPREAD·(B_i(s,a) − mean_a B_i(s,a))``, the
-    base table ``B_i`` of the design centred over actions (so it leaves ``r_i^π`` unchanged).
-    ``|r_i^π − ½| ≤ a(1+γ) = VALUE_SPREAD`` and ``|deviation| < ACTION_SPREAD``, so ``R_i ∈ [0, 1]``.
+    ``V_i = v₀·1 + a G_i`` with ``a = VALUE_SPREAD/(1+γ)`` and ``G_i`` from :func:`_value_shapes`; the
+    uniform-policy reward is the Bellman residual ``r_i^π = (I − γ P_i^π) V_i = (1−γ)v₀ + a (I − γ P_i^π) G_i`` and
+    ``R_i(s,a) = r_i^π(s) + ACTION_SPREAD·(B_i(s,a) − mean_a B_i(s,a))``, the base table ``B_i`` of the design
+    centred over actions (so it leaves ``r_i^π`` unchanged). ``|r_i^π − (1−γ)v₀| ≤ a(1+γ) = VALUE_SPREAD`` and
+    ``|deviation| < ACTION_SPREAD``, so ``R_i`` lies within ½ of ``(1−γ)v₀``.
+
+    ``level`` = ``centred``: ``v₀ = 0`` and ``G_i`` spans all r directions of U (orthogonal to 1): rewards in
+    [−½, ½], values without a constant level, so every direction of U carries a comparable share of the values
+    (well conditioned). ``offset`` (the construction before centring): ``v₀ = ½/(1−γ)`` along U's first column
+    ``1/√S``, ``G_i`` in the other r − 1: rewards in [0, 1], and a level (5 at γ = 0.9) that dwarfs the shapes.
     """
     n_agents, n_states, _ = base_rewards.shape
     rng = _child(mdp_seed, *VALUE_COMMON)
-    basis = _value_basis(n_states, value_rank, rng)
-    shapes = _value_shapes(basis[:, 1:], n_agents, heterogeneity, design, mdp_seed, rng)
+    basis = _value_basis(n_states, value_rank, level, rng)
+    directions = basis[:, 1:] if level == "offset" else basis
+    shapes = _value_shapes(directions, n_agents, heterogeneity, design, mdp_seed, rng)
     uniform_kernel = transitions.mean(axis=2)  # P_i^π under the uniform policy, (N, S, S)
     residual = shapes - gamma * np.einsum("nst,nt->ns", uniform_kernel, shapes)  # (I − γ P_i^π) G_i
-    uniform_rewards = 0.5 + VALUE_SPREAD / (1.0 + gamma) * residual
+    uniform_rewards = (0.5 if level == "offset" else 0.0) + VALUE_SPREAD / (1.0 + gamma) * residual
     deviations = base_rewards - base_rewards.mean(axis=2, keepdims=True)
     return uniform_rewards[..., None] + ACTION_SPREAD * deviations, basis
 
@@ -399,6 +416,7 @@ def make_family(
     heterogeneity_design: str = "independent",
     value_rank: int | None = None,
     distinct_mdps: int = 2,
+    value_level: str = "centred",
 ) -> TabularFamily:
     """Draw a heterogeneous family from ``mdp_seed``: uniform rewards, Dirichlet(1) next-state rows.
 
@@ -408,6 +426,9 @@ def make_family(
 
     - ``independent``: every agent mixes its own local draw, ``R_i = (1−h_r) R_c + h_r L_i``,
       ``P_i = (1−h_p) P_c + h_p Q_i`` (local draws from the root stream, after the common tables).
+    - ``nested``: the same mixtures, each agent's local draw ``L_i``, ``Q_i`` from its own stream, so the first K
+      agents of a larger family are the K-agent family, kernels included (a sweep over K compares nested
+      families).
     - ``balanced``: agents ``2k, 2k+1`` are an antithetic pair, ``R_i = R_c ± D_k``, ``P_i = P_c ± Δ_k``, with
       ``D_k = h_r (L_k − R_c)`` clipped elementwise so both stay in [0, 1] and ``Δ_k = h_p (Q_k − P_c)`` scaled by
       one factor per row so both stay ≥ 0 (rows still sum to 1). The mean over agents is exactly ``(R_c, P_c)``
@@ -422,12 +443,14 @@ def make_family(
     ``value_rank = r`` replaces the rewards by :func:`_realizable_rewards`: every agent's value under the
     uniform policy lies in one common rank-r subspace (``value_basis``), its coordinates heterogeneous by h_r
     (antithetic with the balanced design, so the values average to the common ones), kernels as the design draws
-    them; the design's reward tables only lend their action-centred part.
+    them; the design's reward tables only lend their action-centred part. ``value_level``: ``centred`` (values
+    without a constant level, rewards in [−½, ½]) or ``offset`` (a level ½/(1−γ) along ``1``, rewards in [0, 1]),
+    as :func:`_realizable_rewards` says.
     """
     if heterogeneity_design == "replicated":
         base = make_family(
             distinct_mdps, n_states, n_actions, gamma, reward_heterogeneity, transition_heterogeneity, mdp_seed,
-            "independent", value_rank,
+            "independent", value_rank, value_level=value_level,
         )  # fmt: skip
         mdp = np.arange(n_agents) % distinct_mdps
         transitions = (
@@ -447,22 +470,27 @@ def make_family(
         rewards, transitions = _balanced_tables(
             common_rewards, common_transitions, n_agents, reward_heterogeneity, transition_heterogeneity, mdp_seed
         )
-    elif heterogeneity_design == "independent":
-        local_rewards = rng.random((n_agents, *shape))
-        local_transitions = rng.dirichlet(np.ones(n_states), size=(n_agents, *shape))
+    elif heterogeneity_design in ("independent", "nested"):
+        if heterogeneity_design == "nested":
+            local_rewards, local_transitions = _local_tables(
+                common_rewards, common_transitions, n_agents, mdp_seed, not shared, AGENT_TABLES
+            )
+        else:
+            local_rewards = rng.random((n_agents, *shape))
+            local_transitions = rng.dirichlet(np.ones(n_states), size=(n_agents, *shape))
         rewards = _mix(common_rewards, local_rewards, reward_heterogeneity)
         if not shared:
             transitions = _mix(common_transitions, local_transitions, transition_heterogeneity)
     else:
         raise ValueError(
-            f"heterogeneity_design={heterogeneity_design!r}: it must be independent, balanced or replicated"
+            f"heterogeneity_design={heterogeneity_design!r}: it must be independent, nested, balanced or replicated"
         )
     if shared:  # exactly P_c, as a broadcast view
         transitions = np.broadcast_to(common_transitions, (n_agents, *shape, n_states))
     basis = None
     if value_rank is not None:
         rewards, basis = _realizable_rewards(
-            rewards, transitions, gamma, value_rank, reward_heterogeneity, heterogeneity_design, mdp_seed
+            rewards, transitions, gamma, value_rank, reward_heterogeneity, heterogeneity_design, mdp_seed, value_level
         )
     return TabularFamily(
         rewards=rewards,
@@ -550,15 +578,21 @@ def subspace_distance(feature_basis: np.ndarray, values: np.ndarray, stationary:
     ``Σ_i ‖(I − Π_i) V_i‖²_{μ_i} / Σ_i ‖V_i‖²_{μ_i}`` with Π_i the μ_i-weighted projection onto the span. In [0, 1],
     0 when the span holds every ``V_i`` (values (N, S), stationary μ_i (N, S)); each direction counts by how much
     of the values it carries, so a direction that the values barely use barely moves it."""
-    residuals = weighted_fit(feature_basis, values, stationary)[1]
+    return _outside_share(weighted_fit(feature_basis, values, stationary)[1], values, stationary)
+
+
+def _outside_share(residuals: np.ndarray, values: np.ndarray, stationary: np.ndarray) -> float:
+    """``Σ_i ‖residual_i‖²_{μ_i} / Σ_i ‖V_i‖²_{μ_i}`` (0 when the values are 0)."""
     energy = (stationary * values**2).sum()
     return float((stationary * residuals**2).sum() / energy) if energy > 0 else 0.0
 
 
 def _column_space(features: np.ndarray) -> np.ndarray:
-    """``Q`` (S, q): orthonormal columns spanning the columns of Φ (q = rank Φ)."""
+    """``Q`` (S, q): orthonormal columns spanning the columns of Φ (q = rank Φ); the identity when Φ has rank S
+    (one-hot features), so that the fit's weighted Gram matrices are diagonal."""
     left, singular, _ = np.linalg.svd(features, full_matrices=False)
-    return left[:, singular > singular.max(initial=0.0) * max(features.shape) * np.finfo(float).eps]
+    span = left[:, singular > singular.max(initial=0.0) * max(features.shape) * np.finfo(float).eps]
+    return np.eye(features.shape[0]) if span.shape[1] == features.shape[0] else span
 
 
 def _start(span: np.ndarray, values: np.ndarray, stationary: np.ndarray, rank: int) -> np.ndarray:
@@ -570,17 +604,23 @@ def _start(span: np.ndarray, values: np.ndarray, stationary: np.ndarray, rank: i
     return np.linalg.qr(np.linalg.pinv(triangle) @ top)[0]
 
 
-def _basis_step(gram: np.ndarray, moments: np.ndarray, heads: np.ndarray) -> np.ndarray:
+def _basis_step(gram: np.ndarray | None, moments: np.ndarray, heads: np.ndarray, stationary: np.ndarray) -> np.ndarray:
     """Given the heads, the coordinates ``C`` (q, k) of the basis ``QC`` minimising ``Σ_i ‖QCw_i − V_i‖²_{μ_i}``:
     the normal equations ``Σ_i M_i C w_i w_iᵀ = Σ_i b_i w_iᵀ`` (``M_i = QᵀD_iQ``, ``b_i = QᵀD_iV_i``), i.e.
     ``(Σ_i w_i w_iᵀ ⊗ M_i) vec C = vec Σ_i b_i w_iᵀ``, with a 1e-12 relative ridge for heads of rank < k; then
-    orthonormalised (only the span matters)."""
+    orthonormalised (only the span matters). ``gram`` None means Q = I (features of rank S): every ``M_i =
+    D_i`` is diagonal and the system splits into one k × k system per state, ``C_s Σ_i μ_i(s) w_i w_iᵀ =
+    Σ_i μ_i(s) V_i(s) w_iᵀ``."""
     q, k = moments.shape[1], heads.shape[1]
     outer = heads[:, :, None] * heads[:, None, :]
+    right = moments.T @ heads
+    if gram is None:
+        blocks = np.einsum("ns,nkl->skl", stationary, outer)
+        ridge = 1e-12 * np.einsum("skk->", blocks) / (q * k) + np.finfo(float).tiny
+        return np.linalg.qr(np.linalg.solve(blocks + ridge * np.eye(k), right[..., None])[..., 0])[0]
     system = np.tensordot(gram, outer, axes=(0, 0)).transpose(0, 2, 1, 3).reshape(q * k, q * k)
-    right = (moments.T @ heads).reshape(q * k)
     ridge = 1e-12 * np.trace(system) / (q * k) + np.finfo(float).tiny
-    return np.linalg.qr(np.linalg.solve(system + ridge * np.eye(q * k), right).reshape(q, k))[0]
+    return np.linalg.qr(np.linalg.solve(system + ridge * np.eye(q * k), right.reshape(q * k)).reshape(q, k))[0]
 
 
 def shared_subspace_fit(
@@ -603,12 +643,14 @@ def shared_subspace_fit(
     span = _column_space(features)
     if rank >= span.shape[1]:
         return weighted_norms(weighted_fit(span, values, stationary)[1], stationary)
-    gram = span.T @ (stationary[:, :, None] * span)  # M_i = QᵀD_iQ (N, q, q)
+    full = span.shape[1] == features.shape[0]  # Q = I: the Gram matrices are D_i themselves
+    gram = None if full else span.T @ (stationary[:, :, None] * span)  # M_i = QᵀD_iQ (N, q, q)
     moments = (stationary * values) @ span
     heads, residuals = weighted_fit(span @ _start(span, values, stationary, rank), values, stationary)
     loss = (stationary * residuals**2).sum()
     for _ in range(iterations):
-        new_heads, new_residuals = weighted_fit(span @ _basis_step(gram, moments, heads), values, stationary)
+        basis = span @ _basis_step(gram, moments, heads, stationary)
+        new_heads, new_residuals = weighted_fit(basis, values, stationary)
         new_loss = (stationary * new_residuals**2).sum()
         if not new_loss < loss:
             break
@@ -619,44 +661,103 @@ def shared_subspace_fit(
     return weighted_norms(residuals, stationary)
 
 
+def subspace_angle(feature_basis: np.ndarray, value_basis: np.ndarray) -> float:
+    """The sine of the largest principal angle between ``span(U)`` (``value_basis``, orthonormal (S, r)) and
+    ``span(ΦB)`` (``feature_basis`` = ΦB, (S, k)): ``‖(I − QQᵀ)U‖₂`` with Q an orthonormal basis of span(ΦB),
+    the largest distance of a unit vector of span(U) from span(ΦB). 0 when span(ΦB) holds U, 1 when some
+    direction of U is orthogonal to it (always so when k < r)."""
+    span = np.linalg.qr(feature_basis)[0]
+    return float(np.linalg.norm(value_basis - span @ (span.T @ value_basis), ord=2))
+
+
+def value_condition(family: TabularFamily) -> float | None:
+    """``σ₁/σ_r`` of the agents' uniform-policy values in the coordinates of a realizable family's ``U`` (the
+    (N, r) matrix of rows ``Uᵀ V_i``): how unevenly the values use the r directions (1 = evenly).
+    None for a family that is not realizable, or whose values do not fill U (N < r: σ_r = 0)."""
+    if family.value_basis is None:
+        return None
+    values, _ = family.values_and_stationary(np.zeros(family.rewards.shape))
+    singular = np.linalg.svd(values @ family.value_basis, compute_uv=False)
+    rank = family.value_basis.shape[1]
+    if len(singular) < rank or singular[rank - 1] <= singular[0] * 1e-10:
+        return None
+    return float(singular[0] / singular[rank - 1])
+
+
 class CriticMetrics:
     """Exact metrics of per-agent actor-critic learners (subspace actor-critic), from the tabular model.
 
-    With ``V_i`` the value of agent i's policy π_i and ``μ_i`` its chain's stationary distribution:
+    With ``V_i`` the value of agent i's policy π_i, ``μ_i`` its chain's stationary distribution and ``Π_i`` the
+    μ_i-weighted projection onto span(ΦB) (``feature_basis`` = ΦB, the broadcast subspace):
     ``critic_error``: mean over agents of ``‖V̂_i − V_i‖_{μ_i}``, the error of the agent's value estimate;
-    ``grad_norm``: mean of ``‖∇J_i(θ_i)‖``; ``objective``: mean of ``J_i(θ_i)``; ``subspace_distance``:
-    :func:`subspace_distance` of ``span(ΦB)`` (``feature_basis``) from the values, the share of their
-    μ-weighted energy outside it; ``critic_floor``: mean over agents of ``‖ΦB*w_i* − V_i‖_{μ_i}`` for the best
+    ``critic_subspace_error``: mean of ``‖(I − Π_i)V_i‖_{μ_i}``, the part of V_i outside the shared subspace, which
+    no head can reach; ``critic_head_error``: mean of ``‖V̂_i − Π_iV_i‖_{μ_i}``, the head's miss inside it (with
+    V̂_i in span(ΦB), as after every broadcast, ``err_i² = head_i² + sub_i²`` per agent);
+    ``subspace_angle``: :func:`subspace_angle` of span(ΦB) from a realizable family's value span U (None for
+    other families); ``grad_norm``: mean of ``‖∇J_i(θ_i)‖``; ``objective``: mean of ``J_i(θ_i)``;
+    ``subspace_distance``: :func:`subspace_distance` of span(ΦB) from the values, the share of their μ-weighted
+    energy outside it; ``critic_floor``: mean over agents of ``‖ΦB*w_i* − V_i‖_{μ_i}`` for the best
     shared rank-r subspace of the features and each agent's best head (:func:`shared_subspace_fit`, r = the
     columns of ``feature_basis``), the least error a shared rank-r critic can reach at the current policies;
     ``critic_excess`` = critic_error − critic_floor, what learning can still remove (the floor minimises the sum of
     squares, not the mean of norms, so the excess can dip just below 0). Per agent: ``critic_error``,
-    ``objective``, ``grad_norm``, ``critic_floor`` (the agent's error in the shared fit).
+    ``critic_subspace_error``, ``critic_head_error``, ``objective``, ``grad_norm``, ``critic_floor`` (the agent's
+    error in the shared fit). What depends only on the policies is computed once per distinct set of policies (so
+    policy evaluation, whose policies never move, pays for it once).
     """
 
     def __init__(self, family: TabularFamily, features: np.ndarray | None = None) -> None:
         self.family = family
         self.features = np.eye(family.n_states) if features is None else features  # Φ (S, d); one-hot if None
+        self._policies: tuple[np.ndarray, int, tuple[np.ndarray, ...]] | None = None
+
+    def _at_policies(self, actors: np.ndarray, rank: int) -> tuple[np.ndarray, ...]:
+        """Values, stationary distributions, objectives, gradient norms and floors at ``actors``, cached."""
+        cached = self._policies
+        if cached is not None and cached[1] == rank and np.array_equal(cached[0], actors):
+            return cached[2]
+        values, stationary = self.family.values_and_stationary(actors)
+        objective, gradient = self.family.objective_and_gradient(actors)
+        grad_norms = np.linalg.norm(gradient.reshape(self.family.n_agents, -1), axis=1)
+        if np.isfinite(values).all() and np.isfinite(stationary).all():
+            floors = shared_subspace_fit(self.features, values, stationary, rank)
+        else:  # the policies diverged: NaN, which the round loop reports
+            floors = np.full(self.family.n_agents, np.nan)
+        found = (values, stationary, objective, grad_norms, floors)
+        self._policies = (actors.copy(), rank, found)
+        return found
 
     def __call__(
         self, actors: np.ndarray, estimates: np.ndarray, feature_basis: np.ndarray
     ) -> tuple[dict[str, float | None], dict[str, np.ndarray]]:
-        values, stationary = self.family.values_and_stationary(actors)
-        objective, gradient = self.family.objective_and_gradient(actors)
+        values, stationary, objective, grad_norms, floors = self._at_policies(actors, feature_basis.shape[1])
         errors = weighted_norms(estimates - values, stationary)
-        grad_norms = np.linalg.norm(gradient.reshape(self.family.n_agents, -1), axis=1)
         if np.isfinite(values).all() and np.isfinite(stationary).all():
-            floors = shared_subspace_fit(self.features, values, stationary, feature_basis.shape[1])
-            distance = subspace_distance(feature_basis, values, stationary)
-        else:  # the policies diverged: NaN, which the round loop reports
-            floors, distance = np.full(self.family.n_agents, np.nan), float("nan")
+            residuals = weighted_fit(feature_basis, values, stationary)[1]
+            outside = weighted_norms(residuals, stationary)
+            inside = weighted_norms(estimates - (values - residuals), stationary)
+            distance = _outside_share(residuals, values, stationary)
+        else:
+            outside = inside = np.full(self.family.n_agents, np.nan)
+            distance = float("nan")
+        basis = self.family.value_basis
         metrics = {
             "critic_error": float(errors.mean()),
+            "critic_subspace_error": float(outside.mean()),
+            "critic_head_error": float(inside.mean()),
+            "subspace_angle": None if basis is None else subspace_angle(feature_basis, basis),
             "grad_norm": float(grad_norms.mean()),
             "objective": float(objective.mean()),
             "subspace_distance": distance,
             "critic_floor": float(floors.mean()),
             "critic_excess": float(errors.mean() - floors.mean()),
         }
-        per_agent = {"critic_error": errors, "objective": objective, "grad_norm": grad_norms, "critic_floor": floors}
+        per_agent = {
+            "critic_error": errors,
+            "critic_subspace_error": outside,
+            "critic_head_error": inside,
+            "objective": objective,
+            "grad_norm": grad_norms,
+            "critic_floor": floors,
+        }
         return metrics, per_agent

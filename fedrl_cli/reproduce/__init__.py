@@ -16,7 +16,8 @@ REPRODUCTIONS = {
         (),
     ),
     "subspace": (
-        "subspace actor-critic: Õ(1/√(TK)) rates (tabular); vs PPO baselines, sharing, transfer (Hopper); ~1 h",
+        "subspace actor-critic: the K-speedup of the shared subspace (tabular); vs PPO baselines, sharing, transfer "
+        "(Hopper); ~1 h",
         ("part", "hopper_budget", "hopper_seeds", "transfer_seeds", "workers"),
     ),
 }

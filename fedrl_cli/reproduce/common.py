@@ -101,6 +101,13 @@ def claims_markdown(claims: list[Claim]) -> str:
     return "\n".join(lines)
 
 
+def claims_table(kinds: list[tuple[str, list[Claim]]]) -> pd.DataFrame:
+    """A reproduction's claims.csv: one row per claim, ``kind`` saying which table it is in (``paper``: the
+    paper's claims, the ones counted; ``check``: premises and sanity checks; ...)."""
+    rows = [{"kind": kind, "claim": c, "held": h, "measured": m} for kind, found in kinds for c, h, m in found]
+    return pd.DataFrame(rows, columns=["kind", "claim", "held", "measured"])
+
+
 def slope_text(slope: Estimate) -> str:
     """``slope −0.52, 95% bootstrap CI [−0.71, −0.33]`` (or a t interval, by the rule of :mod:`fedrl_cli.stats`)."""
     return f"slope {slope.point:.2f}, {interval_name(slope.seeds)} [{slope.low:.2f}, {slope.high:.2f}]"

@@ -26,6 +26,7 @@ from fedrl_cli.reproduce.common import (
     Claim,
     Options,
     claims_markdown,
+    claims_table,
     markdown,
     scale_note,
     scaled,
@@ -383,6 +384,5 @@ Gap against rounds (tuned η): ![convergence](sampled/convergence.png) Speedup: 
 """
     (out / "report.md").write_text(text)
     kinds = [("paper", paper), ("check", premises + exact_checks), ("secondary", sampled_found)]
-    rows = [{"kind": kind, "claim": c, "held": h, "measured": m} for kind, found in kinds for c, h, m in found]
-    pd.DataFrame(rows).to_csv(out / "claims.csv", index=False)
+    claims_table(kinds).to_csv(out / "claims.csv", index=False)
     return [out / "report.md"]
