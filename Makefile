@@ -47,6 +47,7 @@ bench: install
 	$(BIN)/python scripts/bench_hopper.py
 	$(BIN)/python scripts/bench_checkpoint.py
 	$(BIN)/python scripts/bench_physics.py
+	$(BIN)/python scripts/bench_subspace.py
 
 reproduce: install
 	$(BIN)/fedrl reproduce fastfedpg $(ARGS)

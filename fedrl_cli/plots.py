@@ -212,7 +212,8 @@ def draw_speedup(axis: plt.Axes, table: pd.DataFrame, metric: str, x: str, fixed
 
 def window_figure(summary: pd.DataFrame, slopes: pd.DataFrame, metric: str, path: Path, fixed: str = "") -> Path:
     """The window level (each seed's mean over the last F of the rounds, then the seed mean with its 95% interval)
-    against N per algorithm, log-log, the fitted slope and its interval in the legend, and a slope −1 guide."""
+    against N per algorithm, log-log, the fitted slope and its interval in the legend, and guides of slope −1 (a
+    linear speedup of a squared error or a variance) and −1/2 (the same speedup seen on a norm)."""
     figure, axis = plt.subplots(figsize=(7, 5.2))
     line_keys = [k for k in slopes.columns if not k.startswith("slope") and k != "window"]
     for index, (_, row) in enumerate(slopes.iterrows()):
@@ -234,6 +235,8 @@ def window_figure(summary: pd.DataFrame, slopes: pd.DataFrame, metric: str, path
     if len(slopes):
         start = summary[summary["n_agents"] == agents[0]]["window_mean"].max()
         axis.plot(agents, start * agents[0] / agents, "k--", lw=1, label="slope −1 (linear speedup)")
+        guide = "slope −1/2 (linear speedup of a norm)"
+        axis.plot(agents, start * np.sqrt(agents[0] / agents), "k:", lw=1, label=guide)
     axis.set_xscale("log", base=2)
     axis.set_yscale("log")
     axis.set_xticks(agents, [str(n) for n in agents])

@@ -1,5 +1,5 @@
 """The README's measured numbers are generated from the committed data (scripts/readme_tables.py), and the
-committed verdicts of the Fast-FedPG reproduction follow from the per-seed data beside them."""
+committed verdicts of the Fast-FedPG and subspace reproductions follow from the per-seed data beside them."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from fedrl_cli.reproduce.fastfedpg_regularised import budget_claims, stationary_claims
+from fedrl_cli.reproduce.subspace_tabular import verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "docs" / "reproduce_fastfedpg"
@@ -34,5 +35,20 @@ def test_committed_verdicts_follow_from_the_per_seed_data() -> None:
     speedup = pd.read_csv(DATA / "budget_plots" / "speedup.csv")
     claims += budget_claims(budget, speedup)[0]
     for claim, held, measured in claims + premises:
+        assert bool(committed.loc[claim, "held"]) == held, claim
+        assert committed.loc[claim, "measured"] == measured, claim
+
+
+def test_committed_subspace_verdicts_follow_from_the_per_seed_data() -> None:
+    folder = ROOT / "docs" / "reproduce_subspace"
+    committed = pd.read_csv(folder / "tabular_claims.csv").set_index("claim")
+    claims, checks, _ = verdicts(
+        pd.read_csv(folder / "tabular_stationary.csv"),
+        pd.read_csv(folder / "tabular_head_floor.csv"),
+        pd.read_csv(folder / "tabular_actor_critic.csv"),
+        pd.read_csv(folder / "tabular_random_start_subspace_angle" / "speedup.csv"),
+    )
+    assert len(committed) == len(claims) + len(checks)
+    for claim, held, measured in claims + checks:
         assert bool(committed.loc[claim, "held"]) == held, claim
         assert committed.loc[claim, "measured"] == measured, claim

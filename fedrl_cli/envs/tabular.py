@@ -111,7 +111,12 @@ class TabularFamily:
 
     def objective_and_gradient(self, theta: np.ndarray, entropy_coef: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """Both ``J_i(θ_i)`` (..., N) and ``∇J_i(θ_i)`` (..., N, S, A) from one policy evaluation."""
-        pi, values, q_values, occupancy = self._policy_evaluation(theta, entropy_coef)
+        return self._objective_and_gradient(theta, entropy_coef, *self._policy_evaluation(theta, entropy_coef))
+
+    def _objective_and_gradient(
+        self, theta: np.ndarray, entropy_coef: float, *evaluated: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        pi, values, q_values, occupancy = evaluated
         advantage = q_values - values[..., None]
         if entropy_coef:
             advantage = advantage - entropy_coef * log_softmax(theta)
@@ -120,11 +125,18 @@ class TabularFamily:
     def values_and_stationary(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``V_i^{π_i}`` (N, S) and the stationary distribution ``μ_i`` of each agent's chain under its policy
         (N, S), solving ``μ (I − P_π) = 0`` with ``Σ μ = 1``."""
-        pi, values, _, _ = self._policy_evaluation(theta)
+        return self.evaluate(theta)[:2]
+
+    def evaluate(self, theta: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``V_i^{π_i}`` and ``μ_i`` (:meth:`values_and_stationary`), ``J_i(θ_i)`` and ``∇J_i(θ_i)``
+        (:meth:`objective_and_gradient`), from one policy evaluation, for per-agent ``theta`` (N, S, A)."""
+        evaluated = self._policy_evaluation(theta)
+        objective, gradient = self._objective_and_gradient(theta, 0.0, *evaluated)
+        pi, values = evaluated[:2]
         p_pi = np.einsum("nsa,nsat->nst", pi, self.transitions)
         system = np.swapaxes(np.eye(self.n_states) - p_pi, 1, 2) + 1.0  # adds the row Σ μ = 1 to every row
         stationary = np.linalg.solve(system, np.ones((self.n_agents, self.n_states, 1)))[..., 0]
-        return values, stationary
+        return values, stationary, objective, gradient
 
     def step(
         self, states: np.ndarray, action_probabilities: np.ndarray, rng: np.random.Generator
@@ -716,8 +728,7 @@ class CriticMetrics:
         cached = self._policies
         if cached is not None and cached[1] == rank and np.array_equal(cached[0], actors):
             return cached[2]
-        values, stationary = self.family.values_and_stationary(actors)
-        objective, gradient = self.family.objective_and_gradient(actors)
+        values, stationary, objective, gradient = self.family.evaluate(actors)
         grad_norms = np.linalg.norm(gradient.reshape(self.family.n_agents, -1), axis=1)
         if np.isfinite(values).all() and np.isfinite(stationary).all():
             floors = shared_subspace_fit(self.features, values, stationary, rank)

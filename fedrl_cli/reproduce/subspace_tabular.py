@@ -255,7 +255,7 @@ def verdicts(
         (
             "Check: with the true subspace held fixed (`lr_basis=0`), the heads' error is flat in K (its slope's 95% "
             "CI inside [−0.1, 0.1], against the subspace part's −1/2)",
-            bool(-0.1 <= floor_slope.low and floor_slope.high <= 0.1),
+            bool(floor_slope.low >= -0.1 and floor_slope.high <= 0.1),
             slope_text(floor_slope),
         ),
         slope_claim(
