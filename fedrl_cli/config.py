@@ -113,7 +113,10 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
     "hopper": {
         "n_envs": integer(1),
         "action_map": one_of("none", "signed_permutation", "permutation", "gain"),
-        "action_map_seed": seed(),
+        "action_map_seed": Rule(
+            lambda v: v is None or (_is_int(v) and 0 <= v <= SEED_MAX),
+            f"null (the run's seed) or an integer in [0, {SEED_MAX}]",
+        ),
         "identity_first": BOOLEAN,
         "vector": one_of("batched", "sync", "async"),
         "physics_threads": integer(1),
@@ -198,6 +201,7 @@ def optional_path() -> Rule:
 
 
 _PPO_ALL = {**_PPO, "trunk_from": optional_path(), "freeze_trunk": BOOLEAN}
+_PPO_FEDERATED = {**_PPO_ALL, "shared_init": one_of("common", "independent")}
 
 # the keys of each algorithm on each environment family it runs on
 ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
@@ -205,8 +209,8 @@ ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
     "fedavg_pg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive_at_most_one()}},
     "local_pg": {"tabular": dict(_POLICY_GRADIENT)},
     "single_ppo": {"hopper": _PPO_ALL},
-    "fedavg_ppo": {"hopper": _PPO_ALL},
-    "fedsubspace_ac": {"tabular": _SUBSPACE_LINEAR, "hopper": {**_PPO_ALL, "shared_layers": layer_list()}},
+    "fedavg_ppo": {"hopper": _PPO_FEDERATED},
+    "fedsubspace_ac": {"tabular": _SUBSPACE_LINEAR, "hopper": {**_PPO_FEDERATED, "shared_layers": layer_list()}},
 }
 
 
@@ -301,6 +305,28 @@ def _check_optimum_start(env: Mapping[str, Any], algo: Mapping[str, Any]) -> Non
         )
 
 
+HOPPER_ACTIONS = 3  # Hopper-v5's actuators
+
+
+def distinct_maps(kind: str, action_dim: int) -> int | None:
+    """How many different maps of ``kind`` exist for ``action_dim`` actuators (None: unbounded, or no maps)."""
+    if kind == "signed_permutation":
+        return math.factorial(action_dim) * 2**action_dim
+    if kind == "permutation":
+        return math.factorial(action_dim)
+    return None
+
+
+def _check_action_maps(env: Mapping[str, Any], n_agents: int) -> None:
+    """Every agent gets a map of its own: N may not exceed the number of distinct maps."""
+    most = distinct_maps(env["action_map"], HOPPER_ACTIONS)
+    if most is not None and n_agents > most:
+        raise ConfigError(
+            f"n_agents={n_agents} is not allowed with env.action_map={env['action_map']}: every agent gets a map of "
+            f"its own and only {most} distinct ones exist for Hopper's {HOPPER_ACTIONS} actuators"
+        )
+
+
 def _check_placement(cfg: Mapping[str, Any]) -> None:
     """``backend=ray`` shards a Hopper run's agents, at least one per worker; tabular runs are one process."""
     if cfg["backend"] != "ray":
@@ -372,6 +398,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _check_tabular_family(env, cfg["n_agents"])
         if algo.get("init") == "optimum":
             _check_optimum_start(env, algo)
+    if env["name"] == "hopper":
+        _check_action_maps(env, cfg["n_agents"])
     _check_placement(cfg)
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         _check_linear_subspace(env, algo)

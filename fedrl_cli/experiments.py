@@ -164,6 +164,7 @@ class HopperExperiment:
     def __init__(self, cfg: dict[str, Any]) -> None:
         from fedrl_cli.algos.fedavg_ppo import FedAvgPPO
         from fedrl_cli.algos.fedsubspace_ppo import FedSubspacePPO
+        from fedrl_cli.algos.ppo import server_parameters
         from fedrl_cli.algos.single_ppo import SinglePPO
         from fedrl_cli.algos.trunk import read_trunk
         from fedrl_cli.workers import ShardedAgents
@@ -175,10 +176,14 @@ class HopperExperiment:
         if trunk:
             state = "frozen" if algo["freeze_trunk"] else "trainable"
             log.info("fedrl: trunk %s (%s) loaded from %s", ", ".join(trunk), state, algo["trunk_from"])
+        initial = None
+        if algo.get("shared_init") == "common":  # the server's one draw; a transferred trunk stays as loaded
+            drawn = server_parameters(cfg["seed"], self.agents.obs_dim, self.agents.action_dim)
+            initial = {name: value for name, value in drawn.items() if name not in (trunk or {})}
         if algo["name"] == "fedsubspace_ac":
-            self.algorithm = FedSubspacePPO(self.agents, algo["local_steps"], algo["shared_layers"])
+            self.algorithm = FedSubspacePPO(self.agents, algo["local_steps"], algo["shared_layers"], initial)
         elif algo["name"] == "fedavg_ppo":
-            self.algorithm = FedAvgPPO(self.agents, algo["local_steps"])
+            self.algorithm = FedAvgPPO(self.agents, algo["local_steps"], initial)
         else:
             self.algorithm = SinglePPO(self.agents, algo["local_steps"])
         self.round_index, self.round_seconds, self.round_steps, self.env_steps = 0, 0.0, 0, 0
@@ -236,8 +241,8 @@ class HopperExperiment:
         return {}
 
     def facts(self) -> dict[str, Any]:
-        """Nothing about the instance beyond its config."""
-        return {}
+        """The agents' action maps, agent by agent (rows of M_i: simulator action = clip(M_i a))."""
+        return {"action_maps": self.agents.maps.tolist()}
 
     def finish(self, run_dir: Path) -> None:
         """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""

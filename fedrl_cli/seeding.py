@@ -26,6 +26,7 @@ PURPOSES: dict[str, tuple[int, ...]] = {
     "action_noise": (3,),  # PPO rollouts' action sampling (seed), one stream per agent
     "ppo_weights": (4,),  # PPO networks' initial weights (seed), one stream per agent
     "minibatches": (5,),  # PPO minibatch order (seed), one stream per agent
+    "shared_init": (6,),  # the server's one draw of a federated PPO's shared parameters (seed)
 }
 
 

@@ -136,7 +136,8 @@ class ShardedAgents:
         from fedrl_cli.envs.hopper import action_maps
 
         env, self.n_agents = cfg["env"], cfg["n_agents"]
-        self.maps = action_maps(env["action_map"], self.n_agents, 3, env["action_map_seed"], env["identity_first"])
+        map_seed = cfg["seed"] if env["action_map_seed"] is None else env["action_map_seed"]
+        self.maps = action_maps(env["action_map"], self.n_agents, 3, map_seed, env["identity_first"])
         self.remote = cfg["backend"] == "ray"
         self.slices = agent_slices(self.n_agents, cfg["workers"] if self.remote else 1)
         self.started_ray = False

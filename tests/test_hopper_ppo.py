@@ -33,6 +33,47 @@ def test_action_maps() -> None:
     np.testing.assert_array_equal(action_maps("none", 2, 3, 0, False), np.stack([np.eye(3)] * 2))
 
 
+@pytest.mark.parametrize(("kind", "most"), [("signed_permutation", 48), ("permutation", 6)])
+@pytest.mark.parametrize("identity_first", [True, False])
+def test_every_agent_gets_a_map_of_its_own(kind: str, most: int, identity_first: bool) -> None:
+    for seed in range(3):
+        maps = action_maps(kind, most, 3, seed, identity_first)
+        assert len({m.tobytes() for m in maps}) == most  # all of them, each once
+        if identity_first:
+            np.testing.assert_array_equal(maps[0], np.eye(3))
+        np.testing.assert_array_equal(action_maps(kind, 4, 3, seed, identity_first), maps[:4])  # nested in N
+
+
+def test_maps_follow_the_seed_and_the_run_records_them(tmp_path: Path) -> None:
+    recorded = {}
+    for name, overrides in {
+        "seed0": ["seed=0"], "seed1": ["seed=1"], "fixed0": ["seed=0", "env.action_map_seed=7"],
+        "fixed1": ["seed=1", "env.action_map_seed=7"],
+    }.items():  # fmt: skip
+        result, run_dir = run_into(
+            tmp_path, name, "algo=single_ppo", *TINY_PPO, "n_agents=4", "algo.rounds=0",
+            "env.action_map=signed_permutation", *overrides,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        recorded[name] = json.loads((run_dir / "summary.json").read_text())["action_maps"]
+    assert recorded["seed0"] == action_maps("signed_permutation", 4, 3, 0, True).tolist()
+    assert recorded["seed0"] != recorded["seed1"]
+    assert recorded["fixed0"] == recorded["fixed1"] == action_maps("signed_permutation", 4, 3, 7, True).tolist()
+
+
+def test_more_agents_than_distinct_maps_is_refused(tmp_path: Path) -> None:
+    result = fedrl(
+        "run", "algo=single_ppo", "env=hopper", "n_agents=7", "env.action_map=permutation",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "fedrl: error: n_agents=7 is not allowed with env.action_map=permutation: every agent gets a map of its own "
+        "and only 6 distinct ones exist for Hopper's 3 actuators"
+    ]
+
+
 def test_the_simulator_receives_the_mapped_action() -> None:
     """A federated copy stepped with a behaves as the raw Hopper-v5 stepped with clip(M_i a)."""
     maps = action_maps("signed_permutation", 2, 3, seed=3, identity_first=True)

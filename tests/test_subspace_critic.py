@@ -258,3 +258,15 @@ def test_value_span_without_a_realizable_family_is_refused(tmp_path: Path) -> No
     run_dir = f"hydra.run.dir={tmp_path / 'run'}"
     result = fedrl("run", "algo=fedsubspace_ac", "algo.basis_init=value_span", run_dir, cwd=tmp_path)
     assert result.returncode == 2 and "env.value_rank=null" in result.stderr
+
+
+def test_a_checkpoint_from_before_the_named_rules_keeps_its_rules() -> None:
+    """Checkpoints written before reexpress_heads and basis_update had names hold two booleans."""
+    algorithm = subspace(realizable(4), start="random")
+    state = dict(algorithm.__dict__)
+    del state["head_reexpression"], state["basis_step"]
+    state.update(reexpress_heads=False, projected=True)
+    restored = FedSubspaceAC.__new__(FedSubspaceAC)
+    restored.__setstate__(state)
+    assert (restored.head_reexpression, restored.basis_step) == ("none", "projected")
+    restored.round()  # and it runs

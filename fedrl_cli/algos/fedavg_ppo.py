@@ -1,11 +1,12 @@
-"""FedAvg PPO: ``local_steps`` PPO iterations per agent, then the server averages every actor and critic
-parameter and broadcasts the mean.
+"""FedAvg PPO: ``local_steps`` PPO iterations per agent, then the server averages every actor and critic parameter and
+broadcasts the mean.
 
-Shared: the parameters (up and down). Kept local: each agent's Adam moments, which stay matched to its own
-gradient statistics (averaging them would mix second moments of different objectives; resetting them would
-restart Adam's bias correction every round), and its observation and reward normalisation statistics, which
-describe its own environment (under heterogeneous action maps they differ by design) and are raw data
-statistics that FedAvg does not send.
+Shared: the parameters (up and down); with ``initial`` (``algo.shared_init=common``) the server broadcasts its one
+draw of them at round 0, so every agent starts from the same model, as in FedAvg. Kept local: each agent's Adam
+moments, which stay matched to its own gradient statistics (averaging them would mix second moments of different
+objectives; resetting them would restart Adam's bias correction every round), and its observation and reward
+normalisation statistics, which describe its own environment (under heterogeneous action maps they differ by design)
+and are raw data statistics that FedAvg does not send.
 """
 
 from __future__ import annotations
@@ -13,10 +14,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from fedrl_cli.algos.single_ppo import SinglePPO
+from fedrl_cli.algos.single_ppo import SinglePPO, StackedAgents
 
 
 class FedAvgPPO(SinglePPO):
+    def __init__(self, agents: StackedAgents, local_steps: int, initial: dict[str, torch.Tensor] | None = None) -> None:
+        super().__init__(agents, local_steps)
+        if initial is not None:
+            self.start_from(initial)
+
+    def start_from(self, initial: dict[str, torch.Tensor]) -> None:
+        """Round 0: the server broadcasts ``initial``'s shared parameters (leading axis 1); every agent adopts
+        them. Names missing from ``initial`` (a transferred trunk, already common) keep their values."""
+        shared = {name: self.channel.broadcast(initial[name]) for name in self.shared() if name in initial}
+        self.agents.load_parameters(shared)
+
     def round(self) -> tuple[dict[str, np.ndarray], list[list[float]], int]:
         result = super().round()
         self.average()

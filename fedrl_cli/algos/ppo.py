@@ -140,6 +140,13 @@ class NumpyActor:
         return mean + std * noise, logprob, self.value(obs)
 
 
+def server_parameters(seed: int, obs_dim: int, action_dim: int) -> dict[str, torch.Tensor]:
+    """The server's one draw of every parameter (CleanRL's initialisation, from the run's ``seed`` under its own
+    purpose, not from any agent's stream): parameter name → values with leading axis 1."""
+    model = ActorCritic(1, obs_dim, action_dim, agent_torch_generators(seed, "shared_init", range(1)))
+    return {name: parameter.detach() for name, parameter in model.named_parameters()}
+
+
 def clip_grad_norm_per_agent(parameters: list[nn.Parameter], max_norm: float) -> torch.Tensor:
     """``torch.nn.utils.clip_grad_norm_`` applied to each agent's slice of the stacked gradients.
 

@@ -42,23 +42,28 @@ def action_maps(
     identity_first: bool,
     gain_range: tuple[float, float] = (0.5, 1.5),
 ) -> np.ndarray:
-    """The agents' action maps ``M`` (N, A, A), drawn from ``seed``.
+    """The agents' action maps ``M`` (N, A, A), drawn from ``seed``, every agent's different from the others'.
 
     ``signed_permutation``: a permutation matrix with random signs; ``permutation``: without signs; ``gain``:
     a diagonal of gains drawn uniformly from ``gain_range``; ``none``: the identity. With ``identity_first``
-    agent 0 keeps the identity whatever the kind.
+    agent 0 keeps the identity whatever the kind. A (signed) permutation equal to an earlier agent's is drawn
+    again, so N may not exceed the number of distinct maps (:func:`fedrl_cli.config.distinct_maps` refuses it).
     """
     rng = generator(seed, "action_maps")
     maps = np.repeat(np.eye(action_dim)[None], n_agents, axis=0)
     if kind == "none":
         return maps
-    for agent in range(1 if identity_first else 0, n_agents):
-        if kind == "gain":
-            maps[agent] = np.diag(rng.uniform(*gain_range, size=action_dim))
-            continue
-        maps[agent] = np.eye(action_dim)[rng.permutation(action_dim)]
-        if kind == "signed_permutation":
-            maps[agent] *= rng.choice([-1.0, 1.0], size=(action_dim, 1))
+    first = 1 if identity_first else 0
+    for agent in range(first, n_agents):
+        while True:
+            if kind == "gain":
+                maps[agent] = np.diag(rng.uniform(*gain_range, size=action_dim))
+                break
+            maps[agent] = np.eye(action_dim)[rng.permutation(action_dim)]
+            if kind == "signed_permutation":
+                maps[agent] *= rng.choice([-1.0, 1.0], size=(action_dim, 1))
+            if not any(np.array_equal(maps[agent], maps[other]) for other in range(agent)):
+                break
     return maps
 
 

@@ -1,0 +1,63 @@
+"""One initialisation for what is shared (federated PPO on Hopper): the server's draw at round 0, and the
+per-agent draws that ``algo.shared_init=independent`` keeps bit for bit."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY_PPO, compose_config, run_into
+
+from fedrl_cli.algos.trunk import in_layers
+from fedrl_cli.experiments import build
+
+# recorded before algo.shared_init existed: the last row of a 2-round, 2-agent run
+INDEPENDENT = {
+    "fedavg_ppo": {"eval_return_mean": 277.70812587086954, "value_loss": 0.14373500645160675, "comm_floats": 80952},
+    "fedsubspace_ac": {"eval_return_mean": 156.3364307336241, "value_loss": 0.15159010887145996, "comm_floats": 78848},
+}
+
+
+@pytest.mark.parametrize("algo", list(INDEPENDENT))
+def test_independent_init_is_the_behaviour_before_the_key(tmp_path: Path, algo: str) -> None:
+    result, run_dir = run_into(
+        tmp_path, "run", f"algo={algo}", *TINY_PPO, "n_agents=2", "algo.rounds=2", "algo.shared_init=independent"
+    )
+    assert result.returncode == 0, result.stderr
+    with (run_dir / "metrics.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows[0]["comm_floats"] == "0"  # nothing broadcast at round 0
+    for key, value in INDEPENDENT[algo].items():
+        assert float(rows[-1][key]) == value, key
+
+
+@pytest.mark.parametrize("algo", list(INDEPENDENT))
+def test_common_init_starts_every_agent_from_one_draw_of_what_is_shared(algo: str) -> None:
+    tiny = [o for o in TINY_PPO if not o.startswith("progress")]
+    cfg = compose_config(f"algo={algo}", *tiny, "n_agents=3", "env.action_map=signed_permutation", "progress=false")
+    experiment = build(cfg)
+    try:
+        names = experiment.agents.parameter_names
+        shared = set(experiment.algorithm.shared())
+        if algo == "fedsubspace_ac":
+            assert shared == {n for n in names if in_layers(n, cfg["algo"]["shared_layers"])} != set(names)
+        values = experiment.agents.parameters(names)
+        for name in shared:
+            assert all(torch.equal(values[name][0], values[name][agent]) for agent in range(1, 3)), name
+        personal_weights = [n for n in names if n not in shared and n.endswith("weight")]
+        assert all(not torch.equal(values[n][0], values[n][1]) for n in personal_weights)
+        floats = sum(values[name][0].numel() for name in shared)
+        assert experiment.algorithm.channel.floats == 3 * floats  # the broadcast to every agent
+    finally:
+        experiment.close()
+
+
+@pytest.mark.parametrize("algo", list(INDEPENDENT))
+def test_a_bad_shared_init_exits_2_in_one_line(tmp_path: Path, algo: str) -> None:
+    result, _ = run_into(tmp_path, "run", f"algo={algo}", "env=hopper", "algo.shared_init=sometimes")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "fedrl: error: algo.shared_init='sometimes' is not allowed: it must be one of common, independent"
+    ]
