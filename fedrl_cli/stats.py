@@ -37,7 +37,7 @@ MIN_BOOTSTRAP_SEEDS = 10  # from this many seeds on, bootstrap intervals; below,
 RESAMPLES = 2000  # bootstrap draws (from a fixed generator, so every number is reproducible)
 EXACT_PERMUTATIONS = 100_000  # permutation tests enumerate every rearrangement up to this many
 # metrics where smaller is better (errors, gaps, norms, losses); every other metric is a reward
-LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss", "excess", "floor", "drift")
+LOWER_IS_BETTER = ("gap", "grad_norm", "error", "distance", "loss", "excess", "floor", "drift", "angle")
 
 
 class AnalysisError(ValueError):

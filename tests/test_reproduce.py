@@ -85,7 +85,7 @@ def test_reproduce_subspace_tabular_part_on_a_tiny_budget_and_reuse_reproduces_i
     ):
         assert (tmp_path / "s" / figure).stat().st_size > 10_000
     claims = pd.read_csv(tmp_path / "s" / "tabular_claims.csv")
-    assert list(claims["kind"]) == ["paper"] * 4 + ["check"] * 3
+    assert list(claims["kind"]) == ["paper"] * 4 + ["check"] * 5 + ["secondary"] * 2
     again = fedrl("reproduce", "subspace", *arguments, "--reuse", cwd=tmp_path, timeout=600)
     assert again.returncode == 0 and "[reproduce] reusing" in again.stdout, again.stderr
     assert (tmp_path / "s" / "tabular.md").read_text() == text  # the same report from the same runs

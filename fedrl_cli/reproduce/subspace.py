@@ -29,8 +29,9 @@ from fedrl_cli.reproduce.common import Options, claims_table, scale_note, sweeps
 
 def tabular_report(options: Options) -> str:
     """tabular.md's text (and tabular_claims.csv beside it)."""
-    text, claims, checks = subspace_tabular.tabular_part(options)
-    claims_table([("paper", claims), ("check", checks)]).to_csv(options.out / "tabular_claims.csv", index=False)
+    text, claims, checks, secondary = subspace_tabular.tabular_part(options)
+    kinds = [("paper", claims), ("check", checks), ("secondary", secondary)]
+    claims_table(kinds).to_csv(options.out / "tabular_claims.csv", index=False)
     held = sum(h for _, h, _ in claims)
     minutes = sweeps_wall_minutes(sorted(options.out.glob("tabular_*/")))
     return f"""# Federated subspace actor-critic, linear form: the speedup in the number of agents, where it can hold
