@@ -201,7 +201,13 @@ def optional_path() -> Rule:
 
 
 _PPO_ALL = {**_PPO, "trunk_from": optional_path(), "freeze_trunk": BOOLEAN}
-_PPO_FEDERATED = {**_PPO_ALL, "shared_init": one_of("common", "independent")}
+_PPO_FEDERATED = {
+    **_PPO_ALL,
+    "shared_init": one_of("common", "independent"),
+    "shared_init_scale": positive(),
+    "rescale_first_average": BOOLEAN,
+    "shared_adam": one_of("keep", "reset"),
+}
 
 # the keys of each algorithm on each environment family it runs on
 ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
@@ -392,6 +398,11 @@ def validate(cfg: Mapping[str, Any]) -> None:
     _check_section("algo.", algo, ALGORITHMS[algo["name"]][env["name"]])
     if algo.get("trunk_from"):
         _check_trunk_source(algo["trunk_from"])
+    if algo.get("shared_init") == "independent" and algo["shared_init_scale"] != 1:
+        raise ConfigError(
+            f"algo.shared_init_scale={algo['shared_init_scale']} is not allowed with algo.shared_init=independent: "
+            "it scales the server's common draw; set algo.shared_init=common"
+        )
     if algo.get("freeze_trunk") and not algo.get("trunk_from"):
         raise ConfigError("algo.freeze_trunk=true is not allowed without algo.trunk_from: there is no trunk to freeze")
     if env["name"] == "tabular":

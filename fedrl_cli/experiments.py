@@ -179,11 +179,22 @@ class HopperExperiment:
         initial = None
         if algo.get("shared_init") == "common":  # the server's one draw; a transferred trunk stays as loaded
             drawn = server_parameters(cfg["seed"], self.agents.obs_dim, self.agents.action_dim)
-            initial = {name: value for name, value in drawn.items() if name not in (trunk or {})}
-        if algo["name"] == "fedsubspace_ac":
-            self.algorithm = FedSubspacePPO(self.agents, algo["local_steps"], algo["shared_layers"], initial)
-        elif algo["name"] == "fedavg_ppo":
-            self.algorithm = FedAvgPPO(self.agents, algo["local_steps"], initial)
+            scale = algo["shared_init_scale"]
+            initial = {
+                name: value * scale if name.endswith("weight") else value
+                for name, value in drawn.items()
+                if name not in (trunk or {})
+            }
+        if algo["name"] in ("fedsubspace_ac", "fedavg_ppo"):
+            options = {
+                "initial": initial,
+                "rescale_first_average": algo["rescale_first_average"],
+                "reset_moments": algo["shared_adam"] == "reset",
+            }
+            if algo["name"] == "fedsubspace_ac":
+                self.algorithm = FedSubspacePPO(self.agents, algo["local_steps"], algo["shared_layers"], **options)
+            else:
+                self.algorithm = FedAvgPPO(self.agents, algo["local_steps"], **options)
         else:
             self.algorithm = SinglePPO(self.agents, algo["local_steps"])
         self.round_index, self.round_seconds, self.round_steps, self.env_steps = 0, 0.0, 0, 0
@@ -236,6 +247,8 @@ class HopperExperiment:
         self.agents.restore(state["agents"])
         self.env_steps, self.round_index = state["env_steps"], state["round_index"]
         self.algorithm.channel.floats = state["comm_floats"]
+        if hasattr(self.algorithm, "averages"):  # one average per round
+            self.algorithm.averages = self.round_index
 
     def rebuilt(self) -> dict[str, object]:
         return {}

@@ -92,6 +92,9 @@ class AgentShard:
         named = dict(self.ppo.model.named_parameters())
         return {name: named[name].detach().clone() for name in names}
 
+    def reset_moments(self, names: list[str]) -> None:
+        self.ppo.reset_moments(names)
+
     def load_parameters(self, values: dict[str, torch.Tensor]) -> None:
         """Every agent adopts ``values`` (parameter name → one agent's values, leading axis 1)."""
         named = dict(self.ppo.model.named_parameters())
@@ -205,6 +208,10 @@ class ShardedAgents:
 
     def evaluate(self, episodes: int, seed: int) -> np.ndarray:
         return np.concatenate(self._call("evaluate", episodes, seed))
+
+    def reset_moments(self, names: list[str]) -> None:
+        """Every agent's Adam moments of ``names`` restart (:meth:`fedrl_cli.algos.ppo.PPOAgents.reset_moments`)."""
+        self._call("reset_moments", names)
 
     def states(self) -> list[dict[str, Any]]:
         """Every agent's state (:meth:`fedrl_cli.algos.ppo.PPOAgents.agent_states`), in agent order."""

@@ -61,3 +61,64 @@ def test_a_bad_shared_init_exits_2_in_one_line(tmp_path: Path, algo: str) -> Non
     assert result.stderr.strip().splitlines() == [
         "fedrl: error: algo.shared_init='sometimes' is not allowed: it must be one of common, independent"
     ]
+
+
+def study_experiment(algo: str, *overrides: str):
+    tiny = [o for o in TINY_PPO if not o.startswith("progress")]
+    return build(compose_config(f"algo={algo}", *tiny, "n_agents=3", "progress=false", *overrides))
+
+
+def test_the_first_average_can_keep_the_agents_weight_norms() -> None:
+    experiment = study_experiment("fedavg_ppo", "algo.shared_init=independent", "algo.rescale_first_average=true")
+    try:
+        agents, algorithm = experiment.agents, experiment.algorithm
+        before = agents.parameters(algorithm.shared())
+        algorithm.average()
+        after = agents.parameters(algorithm.shared())
+        for name, value in before.items():
+            if name.endswith("weight"):
+                wanted = value.flatten(1).norm(dim=1).mean()
+                assert torch.allclose(after[name][0].norm(), wanted, rtol=1e-5), name
+                plain = value.mean(0).norm()
+                assert plain < 0.8 * wanted  # what averaging unrelated draws alone would leave
+        algorithm.average()  # only the first average is rescaled
+        again = agents.parameters(algorithm.shared())
+        assert all(torch.allclose(again[n], after[n], rtol=1e-6, atol=1e-7) for n in after)  # the mean of equals
+    finally:
+        experiment.close()
+
+
+def test_the_shared_adam_moments_can_restart_after_each_average() -> None:
+    experiment = study_experiment("fedsubspace_ac", "algo.shared_adam=reset")
+    try:
+        experiment.round()
+        ppo = experiment.agents.shards[0].ppo
+        named = dict(ppo.model.named_parameters())
+        shared = set(experiment.algorithm.shared())
+        for name, parameter in named.items():
+            state = ppo.optimizer.state[parameter]
+            restarted = all(not value.any() for value in state.values())
+            assert restarted == (name in shared), name
+    finally:
+        experiment.close()
+
+
+def test_the_common_draw_can_be_shrunk() -> None:
+    drawn = {}
+    for scale in ("1.0", "0.5"):
+        experiment = study_experiment("fedavg_ppo", f"algo.shared_init_scale={scale}")
+        try:
+            drawn[scale] = experiment.agents.parameters(experiment.agents.parameter_names)
+        finally:
+            experiment.close()
+    for name, value in drawn["1.0"].items():
+        expected = value * 0.5 if name.endswith("weight") else value
+        assert torch.equal(drawn["0.5"][name], expected), name
+
+
+def test_a_scale_without_a_common_draw_is_refused(tmp_path: Path) -> None:
+    result, _ = run_into(
+        tmp_path, "run", "algo=fedavg_ppo", "env=hopper", "algo.shared_init=independent", "algo.shared_init_scale=0.5"
+    )
+    assert result.returncode == 2
+    assert "algo.shared_init_scale=0.5 is not allowed with algo.shared_init=independent" in result.stderr

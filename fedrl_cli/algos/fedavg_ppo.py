@@ -18,8 +18,17 @@ from fedrl_cli.algos.single_ppo import SinglePPO, StackedAgents
 
 
 class FedAvgPPO(SinglePPO):
-    def __init__(self, agents: StackedAgents, local_steps: int, initial: dict[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        agents: StackedAgents,
+        local_steps: int,
+        initial: dict[str, torch.Tensor] | None = None,
+        rescale_first_average: bool = False,
+        reset_moments: bool = False,
+    ) -> None:
         super().__init__(agents, local_steps)
+        self.rescale_first_average, self.reset_moments = rescale_first_average, reset_moments
+        self.averages = 0  # the averages done so far (a resumed run sets it)
         if initial is not None:
             self.start_from(initial)
 
@@ -39,8 +48,21 @@ class FedAvgPPO(SinglePPO):
         return self.agents.parameter_names
 
     def average(self) -> None:
-        """Every agent sends its shared parameters; the server broadcasts their mean, which every agent adopts."""
+        """Every agent sends its shared parameters; the server broadcasts their mean, which every agent adopts.
+
+        Options for the study of what averaging unrelated networks costs: ``rescale_first_average`` gives each
+        weight matrix of the first average the agents' mean Frobenius norm (the mean of N independent draws is about
+        1/√N as large); ``reset_moments`` restarts every agent's Adam moments of the shared parameters after each
+        average."""
         with torch.no_grad():
             local = self.agents.parameters(self.shared())
-            mean = {name: self.channel.broadcast(self.channel.up(v).mean(0, keepdim=True)) for name, v in local.items()}
+            mean = {name: self.channel.up(v).mean(0, keepdim=True) for name, v in local.items()}
+            if self.rescale_first_average and self.averages == 0:
+                for name, value in mean.items():
+                    if name.endswith("weight"):
+                        value *= local[name].flatten(1).norm(dim=1).mean() / value.norm()
+            mean = {name: self.channel.broadcast(value) for name, value in mean.items()}
         self.agents.load_parameters(mean)
+        if self.reset_moments:
+            self.agents.reset_moments(list(mean))
+        self.averages += 1

@@ -26,9 +26,11 @@ class FedSubspacePPO(FedAvgPPO):
         local_steps: int,
         shared_layers: list[str],
         initial: dict[str, torch.Tensor] | None = None,
+        rescale_first_average: bool = False,
+        reset_moments: bool = False,
     ) -> None:
         self.shared_layers = shared_layers  # before the round-0 broadcast, which sends the trunk only
-        super().__init__(agents, local_steps, initial)
+        super().__init__(agents, local_steps, initial, rescale_first_average, reset_moments)
 
     def shared(self) -> list[str]:
         return [name for name in self.agents.parameter_names if in_layers(name, self.shared_layers)]

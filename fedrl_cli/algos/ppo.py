@@ -142,8 +142,14 @@ class NumpyActor:
 
 def server_parameters(seed: int, obs_dim: int, action_dim: int) -> dict[str, torch.Tensor]:
     """The server's one draw of every parameter (CleanRL's initialisation, from the run's ``seed`` under its own
-    purpose, not from any agent's stream): parameter name → values with leading axis 1."""
-    model = ActorCritic(1, obs_dim, action_dim, agent_torch_generators(seed, "shared_init", range(1)))
+    purpose, not from any agent's stream): parameter name → values with leading axis 1. Drawn on one thread, as the
+    agents draw theirs (a multithreaded QR rounds differently), so the draw is the same in any process."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = ActorCritic(1, obs_dim, action_dim, agent_torch_generators(seed, "shared_init", range(1)))
+    finally:
+        torch.set_num_threads(threads)
     return {name: parameter.detach() for name, parameter in model.named_parameters()}
 
 
@@ -280,6 +286,14 @@ class PPOAgents:
             "approx_kl": approx_kl.numpy(),
             "clipfrac": torch.stack(clipfracs).mean(0).numpy(),
         }
+
+    def reset_moments(self, names: list[str]) -> None:
+        """Adam restarts on the parameters ``names``: their first and second moments and step count go to 0 (so
+        the bias correction restarts too), for every agent."""
+        named = dict(self.model.named_parameters())
+        for name in names:
+            for value in self.optimizer.state.get(named[name], {}).values():
+                value.zero_()
 
     def agent_states(self) -> list[dict[str, Any]]:
         """Per agent, all its learning continues from: parameters, Adam moments, generators (minibatch order,

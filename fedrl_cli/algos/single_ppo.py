@@ -33,6 +33,10 @@ class StackedAgents(Protocol):
         """Every agent adopts ``values`` (parameter name → one value for all agents, leading axis 1)."""
         ...
 
+    def reset_moments(self, names: list[str]) -> None:
+        """Every agent's optimiser state of ``names`` restarts."""
+        ...
+
 
 class SinglePPO:
     def __init__(self, agents: StackedAgents, local_steps: int) -> None:
