@@ -17,6 +17,8 @@ from fedrl_cli.results import Results
 from fedrl_cli.stats import (
     AnalysisError,
     Target,
+    aggregate_estimates,
+    improvement_probability,
     lower_is_better,
     mean_and_ci,
     mean_estimate,
@@ -365,3 +367,62 @@ def speedup_notes(table: pd.DataFrame, x: str) -> list[str]:
                 agents = ", ".join(map(str, lacking.loc[where, "n_agents"]))
                 notes.append(f"speedup: {label or 'runs'} at N={agents} {reason}")
     return notes
+
+
+EVALUATIONS_SCORED = 3  # a run's score on a task: the mean of its last this many evaluations
+
+
+def run_scores(results: Results) -> pd.DataFrame:
+    """Per run and agent (a task: the agent's own action map): the mean of the agent's last
+    :data:`EVALUATIONS_SCORED` evaluation returns (``eval_return`` in agent_metrics.csv), with the run's group
+    label. Runs without per-agent evaluations are left out."""
+    keys = results.group_keys()
+    shown = [k for k in keys if k in results.varying()]
+    rows = []
+    for key_values, part in groups(results.frame, keys):
+        for run_dir in part["run_dir"].unique():
+            path = Path(run_dir) / "agent_metrics.csv"
+            agents = pd.read_csv(path) if path.is_file() else pd.DataFrame()
+            if "eval_return" not in agents:
+                continue
+            evaluated = agents.dropna(subset=["eval_return"]).sort_values("round")
+            for agent, returns in evaluated.groupby("agent")["eval_return"]:
+                score = float(returns.iloc[-EVALUATIONS_SCORED:].mean())
+                rows.append({"group": group_label(key_values, shown) or "runs", "run_dir": run_dir, "agent": agent,
+                             "score": score})  # fmt: skip
+    return pd.DataFrame(rows, columns=["group", "run_dir", "agent", "score"])
+
+
+def aggregate_tables(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """From :func:`run_scores`: each group's IQM and mean with their stratified-bootstrap intervals, the
+    probability of improvement of every ordered pair of groups, and notes on the groups left out (fewer than the
+    runs a bootstrap interval needs, or other tasks)."""
+    matrices = {
+        group: part.pivot_table(index="run_dir", columns="agent", values="score").dropna()
+        for group, part in scores.groupby("group", sort=True)
+    }
+    rows, notes, kept = [], [], {}
+    for group, matrix in matrices.items():
+        try:
+            found = aggregate_estimates(matrix.to_numpy())
+        except AnalysisError as error:
+            notes.append(f"aggregates: {group} left out: {error}")
+            continue
+        kept[group] = matrix
+        for statistic, estimate in found.items():
+            rows.append({"group": group, "statistic": statistic, "point": estimate.point, "ci_low": estimate.low,
+                         "ci_high": estimate.high, "runs": matrix.shape[0], "tasks": matrix.shape[1]})  # fmt: skip
+    pairs = []
+    for first, x in kept.items():
+        for second, y in kept.items():
+            if first == second:
+                continue
+            if list(x.columns) != list(y.columns):
+                notes.append(f"aggregates: {first} and {second} have different agents; no probability of improvement")
+                continue
+            estimate = improvement_probability(x.to_numpy(), y.to_numpy())
+            pairs.append({"x": first, "y": second, "probability": estimate.point, "ci_low": estimate.low,
+                          "ci_high": estimate.high})  # fmt: skip
+    aggregates = pd.DataFrame(rows, columns=["group", "statistic", "point", "ci_low", "ci_high", "runs", "tasks"])
+    improvement = pd.DataFrame(pairs, columns=["x", "y", "probability", "ci_low", "ci_high"])
+    return aggregates, improvement, notes

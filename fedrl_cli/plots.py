@@ -23,14 +23,17 @@ import pandas as pd
 from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from fedrl_cli.curves import (
+    EVALUATIONS_SCORED,
     SHORT_NAMES,
     X_AXES,
     Curve,
     PlotError,
+    aggregate_tables,
     curves,
     group_label,
     groups,
     metric_columns,
+    run_scores,
     shown_value,
     speedup_lines,
     speedup_notes,
@@ -255,6 +258,28 @@ def window_figure(summary: pd.DataFrame, slopes: pd.DataFrame, metric: str, path
     return _finish(figure, path)
 
 
+def aggregates_figure(aggregates: pd.DataFrame, path: Path) -> Path:
+    """Each group's IQM and mean of the final evaluation returns with their 95% stratified-bootstrap intervals."""
+    statistics = list(dict.fromkeys(aggregates["statistic"]))
+    figure, axes = plt.subplots(
+        1, len(statistics), figsize=(4.5 * len(statistics), 0.6 * aggregates["group"].nunique() + 1.8)
+    )
+    for axis, statistic in zip(np.atleast_1d(axes), statistics, strict=True):
+        part = aggregates[aggregates["statistic"] == statistic].reset_index(drop=True)
+        axis.errorbar(part["point"], part.index, xerr=[part["point"] - part["ci_low"], part["ci_high"] - part["point"]],
+                      fmt="o", capsize=4)  # fmt: skip
+        axis.set_yticks(part.index, part["group"])
+        axis.set_title(statistic, fontsize=9)
+        axis.set_xlabel("evaluation return")
+        axis.grid(alpha=0.3, axis="x")
+    figure.suptitle(
+        f"final evaluation return (mean of the last {EVALUATIONS_SCORED} evaluations per agent): 95% stratified "
+        "bootstrap over runs, agents as tasks",
+        fontsize=8,
+    )
+    return _finish(figure, path)
+
+
 def bias_figure(
     summary: pd.DataFrame, keys: list[str], metric: str, axes_keys: list[str], path: Path, fixed: str = ""
 ) -> Path:
@@ -394,6 +419,14 @@ def _plot_metric(
         files.append(bias_figure(summary, results.group_keys(), metric, bias_axes, out / f"bias.{fmt}", fixed))
     else:
         notes.append("bias: skipped, it needs runs with at least two values of local_steps or reward_heterogeneity")
+    if metric == "eval_return_mean":
+        aggregates, improvement, left_out = aggregate_tables(run_scores(results))
+        notes += left_out
+        if len(aggregates):
+            aggregates.to_csv(out / "aggregates.csv", index=False)
+            improvement.to_csv(out / "improvement.csv", index=False)
+            files += [aggregates_figure(aggregates, out / f"aggregates.{fmt}"), out / "aggregates.csv"]
+            files.append(out / "improvement.csv")
     plotted = results.frame["run_dir"].nunique()
     return PlotReport(files, notes, summary, speedup, choices, alerts, plotted, metric)
 

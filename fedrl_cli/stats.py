@@ -199,6 +199,68 @@ def permutation_p_value(a: np.ndarray, b: np.ndarray, paired: bool = False) -> f
     return float(result.pvalue)
 
 
+# --- aggregates over tasks (rliable's) -------------------------------------------------------------------------
+#
+# Agarwal et al. (2021): with one score per run and task (for federated Hopper, a task is an agent's action map),
+# the interquartile mean (IQM) and the mean over all runs and tasks, and the probability that a run of X beats a run
+# of Y averaged over tasks, each with a stratified percentile bootstrap (runs resampled within each task). Computed
+# here with numpy and scipy rather than the `rliable` package: rliable 1.2 needs `arch` < 8, and arch 7.2 fails to
+# import with pandas 3. Being percentile-bootstrap intervals, they are given only from MIN_BOOTSTRAP_SEEDS runs on.
+
+
+def interquartile_mean(scores: np.ndarray) -> float:
+    """The mean of the middle 50% of all the scores (25% trimmed from each end, as rliable's IQM)."""
+    return float(stats.trim_mean(np.ravel(scores), 0.25))
+
+
+def _stratified_draws(scores: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """:data:`RESAMPLES` stratified resamples of ``scores`` (runs, tasks): each task's runs drawn with replacement,
+    independently: (resamples, runs, tasks)."""
+    runs, tasks = scores.shape
+    return scores[rng.integers(runs, size=(RESAMPLES, runs, tasks)), np.arange(tasks)]
+
+
+def _enough_runs(*matrices: np.ndarray) -> None:
+    fewest = min(matrix.shape[0] for matrix in matrices)
+    if fewest < MIN_BOOTSTRAP_SEEDS:
+        raise AnalysisError(
+            f"aggregates need at least {MIN_BOOTSTRAP_SEEDS} runs per group (their intervals are percentile "
+            f"bootstraps, which cover far less than 95% with fewer); a group has {fewest}"
+        )
+
+
+def aggregate_estimates(scores: np.ndarray) -> dict[str, Estimate]:
+    """IQM and mean of ``scores`` (runs, tasks), each with its 95% stratified-bootstrap interval."""
+    _enough_runs(scores)
+    draws = _stratified_draws(scores, np.random.default_rng(0)).reshape(RESAMPLES, -1)
+    found = {}
+    for name, point, drawn in (
+        ("IQM", interquartile_mean(scores), stats.trim_mean(draws, 0.25, axis=1)),
+        ("mean", float(scores.mean()), draws.mean(axis=1)),
+    ):
+        low, high = np.percentile(drawn, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+        found[name] = Estimate(point, float(low), float(high), "stratified bootstrap", scores.shape[0])
+    return found
+
+
+def _improvement(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) + ½ P(X = Y) over all pairs of runs, averaged over tasks, for (..., runs, tasks) arrays."""
+    wins = (x[..., :, None, :] > y[..., None, :, :]).mean(axis=(-3, -2))
+    ties = (x[..., :, None, :] == y[..., None, :, :]).mean(axis=(-3, -2))
+    return (wins + 0.5 * ties).mean(axis=-1)
+
+
+def improvement_probability(x: np.ndarray, y: np.ndarray) -> Estimate:
+    """The probability that a run of X scores above a run of Y on a task, averaged over tasks (rliable's
+    probability of improvement; ``x`` and ``y`` (runs, tasks), the same tasks), with its 95% stratified-bootstrap
+    interval (both groups resampled)."""
+    _enough_runs(x, y)
+    rng = np.random.default_rng(0)
+    drawn = _improvement(_stratified_draws(x, rng), _stratified_draws(y, rng))
+    low, high = np.percentile(drawn, [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
+    return Estimate(float(_improvement(x, y)), float(low), float(high), "stratified bootstrap", min(len(x), len(y)))
+
+
 # --- slopes -----------------------------------------------------------------------------------------------------
 
 
