@@ -9,6 +9,8 @@
     per agent), and an ablation of what it shares (actor and critic hidden layers, actor only, critic only).
 (iii) Transfer: a new agent with an unseen action map, starting from a fedsubspace_ac trunk (frozen or not),
     against the same agent trained from scratch, at a budget where scratch is still learning.
+(iv) `--part cause` (not in `all`): why sharing a trunk costs the mapped agents, the initialisation of what is
+    shared and three probes of averaging unrelated networks (:mod:`fedrl_cli.reproduce.subspace_cause`; cause.md).
 
 (ii) and (iii) are the Hopper part (report.md, hopper_final.csv, transfer_final.csv). `--hopper-budget full` runs
 it at CleanRL's 1M steps per agent (about 2 hours on 2 cores); the default `reduced` at 163,840 (about 35
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fedrl_cli.reproduce import subspace_hopper, subspace_tabular
+from fedrl_cli.reproduce import subspace_cause, subspace_hopper, subspace_tabular
 from fedrl_cli.reproduce.common import Options, claims_table, scale_note, sweeps_wall_minutes
 
 
@@ -55,4 +57,7 @@ def run(options: Options) -> list[Path]:
     if part in ("hopper", "all"):
         (out / "report.md").write_text(subspace_hopper.hopper_part(options))
         reports.append(out / "report.md")
+    if part == "cause":
+        (out / "cause.md").write_text(subspace_cause.cause_part(options))
+        reports.append(out / "cause.md")
     return reports

@@ -1,0 +1,64 @@
+"""The cause study's analysis (`fedrl reproduce subspace --part cause`): variants named from the config, scores
+from the last evaluations, paired differences and trunk norms, on synthetic runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from test_plots import write_run_dir
+
+from fedrl_cli.algos.ppo import ActorCritic, save_model
+from fedrl_cli.envs.hopper import RunningMoments
+from fedrl_cli.reproduce.subspace_cause import EARLIER, REFERENCE, cause_table, run_rows, variant
+
+LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
+
+
+def subspace_config(init: str = "common", layers: list[str] = LAYERS, **extra: object) -> dict:
+    return {"name": "fedsubspace_ac", "shared_layers": layers, "shared_init": init, "shared_init_scale": 1.0,
+            "rescale_first_average": False, "shared_adam": "keep", **extra}  # fmt: skip
+
+
+def test_variants_are_named_from_the_config() -> None:
+    assert variant({"algo": {"name": "single_ppo"}}) == "single_ppo"
+    assert variant({"algo": subspace_config("independent")}) == EARLIER
+    assert variant({"algo": subspace_config(layers=["critic.0", "critic.2"])}) == "critic, common"
+    assert variant({"algo": subspace_config(shared_init_scale=0.5)}) == "actor+critic, common, × 0.5"
+    assert variant({"algo": subspace_config(shared_adam="reset")}) == "actor+critic, common, Adam reset"
+
+
+def cause_run(path: Path, algo: dict, seed: int, level: float, scale: float) -> None:
+    """A completed 2-agent run evaluated at rounds 4 and 8 (agent a scores level + a), whose weights are scaled."""
+    config = {"env": {"name": "hopper"}, "algo": algo, "n_agents": 2, "seed": seed}
+    write_run_dir(path, config, {"eval_return_mean": [np.nan if t % 4 or not t else level for t in range(9)]})
+    rows = [
+        {"round": t, "agent": a, "eval_return": level + a if t in (4, 8) else np.nan} for t in range(9) for a in (0, 1)
+    ]
+    pd.DataFrame(rows).to_csv(path / "agent_metrics.csv", index=False)
+    model = ActorCritic(2, 11, 3, [torch.Generator().manual_seed(seed)] * 2)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.mul_(scale)
+    save_model(path / "model.pt", model, RunningMoments.start(2, (11,)), np.stack([np.eye(3)] * 2), config)
+
+
+def test_scores_differences_and_norms(tmp_path: Path) -> None:
+    for seed in range(4):
+        cause_run(tmp_path / f"single_{seed}", {"name": "single_ppo"}, seed, 1000.0 + 10 * seed, 1.0)
+        cause_run(tmp_path / f"independent_{seed}", subspace_config("independent"), seed, 600.0 + 10 * seed, 0.5)
+        cause_run(tmp_path / f"common_{seed}", subspace_config(), seed, 900.0 + 20 * seed, 1.0)
+    rows = run_rows([tmp_path])
+    assert len(rows) == 3 * 4 * 2
+    single = rows[(rows.variant == REFERENCE) & (rows.seed == 2)].sort_values("agent")
+    assert list(single["score"]) == [1020.0, 1021.0]  # the mean of the evaluations at rounds 4 and 8
+    table = cause_table(rows).set_index("variant")
+    assert table.loc["actor+critic, common", "seeds"] == 4
+    # common − single_ppo per seed: −100 + 10·seed → mean −85; independent − single_ppo: −400 on every seed
+    assert table.loc["actor+critic, common", f"− {REFERENCE}"].startswith("-85 [")
+    assert table.loc[EARLIER, f"− {REFERENCE}"].startswith("-400 [-400, -400]")
+    assert table.loc["actor+critic, common", f"− ({EARLIER})"].startswith("+315 [")
+    norm = table["actor_mean.2 norm"]  # the independent runs' weights were halved
+    assert abs(norm.loc[EARLIER] - 0.5 * norm.loc[REFERENCE]) < 0.02
