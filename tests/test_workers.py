@@ -63,7 +63,7 @@ def test_agent_slices_are_contiguous_and_as_even_as_possible() -> None:
         assert max(map(len, slices)) - min(map(len, slices)) <= 1
 
 
-@pytest.mark.parametrize(("algo", "splits"), [("fedavg_ppo", (2, 3)), ("fedsubspace_ac", (2,)), ("single_ppo", (3,))])
+@pytest.mark.parametrize(("algo", "splits"), [("fedavg_ppo", (3,)), ("fedsubspace_ac", (2,)), ("single_ppo", (3,))])
 def test_sharded_runs_equal_the_local_run(tmp_path: Path, ray_address: str, algo: str, splits: tuple[int, ...]) -> None:
     """Per-agent generators, seeds and arithmetic: splitting 4 agents over 2 or 3 workers changes no number."""
     local, local_dir = run_into(tmp_path, "local", f"algo={algo}", *N4)
