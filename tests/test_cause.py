@@ -12,7 +12,7 @@ from test_plots import write_run_dir
 
 from fedrl_cli.algos.ppo import ActorCritic, save_model
 from fedrl_cli.envs.hopper import RunningMoments
-from fedrl_cli.reproduce.subspace_cause import EARLIER, REFERENCE, cause_table, run_rows, variant
+from fedrl_cli.reproduce.subspace_cause import EARLIER, REFERENCE, cause_table, evaluation_rows, run_rows, variant
 
 LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
@@ -50,7 +50,10 @@ def test_scores_differences_and_norms(tmp_path: Path) -> None:
         cause_run(tmp_path / f"single_{seed}", {"name": "single_ppo"}, seed, 1000.0 + 10 * seed, 1.0)
         cause_run(tmp_path / f"independent_{seed}", subspace_config("independent"), seed, 600.0 + 10 * seed, 0.5)
         cause_run(tmp_path / f"common_{seed}", subspace_config(), seed, 900.0 + 20 * seed, 1.0)
-    rows = run_rows([tmp_path])
+    evaluations = evaluation_rows([tmp_path])
+    assert len(evaluations) == 3 * 4 * 2 * 2  # two evaluations per agent
+    assert set(evaluations["samples_per_agent"]) == {400, 800}
+    rows = run_rows(evaluations)
     assert len(rows) == 3 * 4 * 2
     single = rows[(rows.variant == REFERENCE) & (rows.seed == 2)].sort_values("agent")
     assert list(single["score"]) == [1020.0, 1021.0]  # the mean of the evaluations at rounds 4 and 8

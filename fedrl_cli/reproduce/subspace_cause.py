@@ -65,29 +65,42 @@ def variant(config: dict) -> str:
     return ", ".join(words)
 
 
-def run_rows(sweep_dirs: list[Path]) -> pd.DataFrame:
-    """cause.csv: per completed run and agent, its score (the mean of the agent's last evaluations) and the
-    trunk's final weight norms (Frobenius, that agent's), with the variant, seed and map."""
+def evaluation_rows(sweep_dirs: list[Path]) -> pd.DataFrame:
+    """cause_evaluations.csv: every evaluation of every completed run's agents (variant, seed, agent, map, round,
+    samples_per_agent, eval_return), and the trunk's final weight norms (Frobenius, that agent's)."""
     rows = []
     for run in load_results(sweep_dirs).runs:
         if run.status != "completed":  # a sweep still running, or a run to resume: its finished runs count
             continue
-        agents = pd.read_csv(run.path / "agent_metrics.csv").dropna(subset=["eval_return"]).sort_values("round")
+        agents = pd.read_csv(run.path / "agent_metrics.csv").dropna(subset=["eval_return"])
+        steps = pd.read_csv(run.path / "metrics.csv").set_index("round")["samples_per_agent"]
         model, _, maps, _ = load_model(run.path / "model.pt")
         weights = {name: parameter.detach() for name, parameter in model.named_parameters()}
-        for agent, returns in agents.groupby("agent")["eval_return"]:
-            norms = {f"{layer} norm": float(weights[f"{layer}.weight"][agent].norm()) for layer in TRUNK}
+        for row in agents.sort_values(["agent", "round"]).itertuples():
             rows.append(
                 {
                     "variant": variant(run.config),
                     "seed": run.config["seed"],
-                    "agent": agent,
-                    "map": " ".join(f"{v + 0.0:g}" for v in maps[agent].ravel()),  # no "-0"
-                    "score": float(returns.iloc[-EVALUATIONS_SCORED:].mean()),
-                    **norms,
+                    "agent": row.agent,
+                    "map": " ".join(f"{v + 0.0:g}" for v in maps[row.agent].ravel()),  # no "-0"
+                    "round": row.round,
+                    "samples_per_agent": steps.loc[row.round],
+                    "eval_return": row.eval_return,
+                    **{f"{layer} norm": float(weights[f"{layer}.weight"][row.agent].norm()) for layer in TRUNK},
                 }
             )
     return pd.DataFrame(rows)
+
+
+def run_rows(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """cause.csv: per run and agent, its score (the mean of the agent's last evaluations), map and trunk norms."""
+    keys = ["variant", "seed", "agent", "map"]
+    last = evaluations.sort_values("round").groupby(keys).tail(EVALUATIONS_SCORED)
+    return (
+        last.groupby(keys)
+        .agg(score=("eval_return", "mean"), **{f"{layer} norm": (f"{layer} norm", "first") for layer in TRUNK})
+        .reset_index()
+    )
 
 
 def _paired(scores: pd.Series, against: pd.Series) -> str:
@@ -132,7 +145,9 @@ def cause_part(options: Options) -> str:
         name: sweep(out / name, [*overrides, *BASE, rounds, f"seed=range({seeds})"], options.jobs, options.reuse)
         for name, overrides in SWEEPS.items()
     }
-    rows = run_rows([out / name for name in SWEEPS])
+    evaluations = evaluation_rows([out / name for name in SWEEPS])
+    evaluations.to_csv(out / "cause_evaluations.csv", index=False)
+    rows = run_rows(evaluations)
     rows.to_csv(out / "cause.csv", index=False)
     steps = scaled(ROUNDS, options.scale) * 2 * 2048
     listing = "\n".join(f"`{command}`" for command in commands.values())
@@ -144,8 +159,9 @@ def cause_part(options: Options) -> str:
 Four Hopper-v5 agents with distinct signed-permutation maps drawn from each run's seed (so every variant of a seed
 has the same maps), {steps:,} steps per agent, {seeds} paired seeds. A run's score is the mean over its agents of
 each agent's last {EVALUATIONS_SCORED} evaluations (10 episodes each); per-agent scores, maps and final trunk weight
-norms in [cause.csv](cause.csv). Differences are paired by seed: {interval_name(seeds)}, and the exact permutation
-p-value of the paired difference.
+norms in [cause.csv](cause.csv), computed from every evaluation in
+[cause_evaluations.csv](cause_evaluations.csv). Differences are paired by seed: {interval_name(seeds)}, and the
+exact permutation p-value of the paired difference.
 
 {markdown(cause_table(rows))}
 
