@@ -243,15 +243,20 @@ def _check_section(prefix: str, section: Mapping[str, Any], rules: Mapping[str, 
             raise ConfigError(f"{prefix}{key}={_show(value)} is not allowed: it must be {rule.allowed}")
 
 
+TRUNK_SOURCES = ("fedsubspace_ac", "single_ppo", "fedavg_ppo")
+
+
 def _check_trunk_source(path: str) -> None:
-    """``algo.trunk_from`` must name a completed fedsubspace_ac run on hopper, which saved its model."""
-    allowed = "it must be the run dir of a completed fedsubspace_ac run on env=hopper"
+    """``algo.trunk_from`` must name a completed PPO run on hopper, which saved its model: a fedsubspace_ac run (its
+    shared trunk) or, as a control, a single_ppo or fedavg_ppo run (agent 0's hidden layers)."""
+    allowed = f"it must be the run dir of a completed {', '.join(TRUNK_SOURCES)} run on env=hopper"
     summary = read_summary(Path(path))
     if summary is None:
         raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}")
     config = summary.get("config") or {}
     source = (config.get("algo", {}).get("name"), config.get("env", {}).get("name"), summary.get("status"))
-    if source != ("fedsubspace_ac", "hopper", "completed") or not (Path(path) / "model.pt").is_file():
+    usable = source[0] in TRUNK_SOURCES and source[1:] == ("hopper", "completed")
+    if not usable or not (Path(path) / "model.pt").is_file():
         raise ConfigError(
             f"algo.trunk_from={path} is not allowed: it holds a {source[2]} {source[0]} run on {source[1]}; {allowed}"
         )

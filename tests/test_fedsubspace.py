@@ -202,5 +202,13 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
     assert f"loaded from {source}" in result.stdout
     summary = json.loads((new_agent / "summary.json").read_text())
     assert summary["config"]["algo"]["trunk_from"] == str(source) and summary["status"] == "completed"
-    wrong = fedrl("run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={new_agent}", cwd=tmp_path)
-    assert wrong.returncode == 2 and "it holds a completed single_ppo run" in wrong.stderr
+    # a control trunk: a single_ppo run's agent 0 hidden layers (this transfer run is one)
+    control = read_trunk(new_agent)
+    assert sorted(control) == sorted(f"{layer}.{kind}" for layer in TRUNK for kind in ("weight", "bias"))
+    for name, parameter in load_model(new_agent / "model.pt")[0].named_parameters():
+        if name in control:
+            torch.testing.assert_close(control[name][0], parameter[0].detach(), rtol=0, atol=0)
+    tabular, tabular_dir = run_into(tmp_path, "tabular", "algo=fastfedpg", "algo.rounds=1")
+    assert tabular.returncode == 0, tabular.stderr
+    wrong = fedrl("run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={tabular_dir}", cwd=tmp_path)
+    assert wrong.returncode == 2 and "it holds a completed fastfedpg run on tabular" in wrong.stderr

@@ -17,13 +17,17 @@ def in_layers(name: str, layers: list[str]) -> bool:
     return any(name == layer or name.startswith(layer + ".") for layer in layers)
 
 
+# the hidden layers of the actor and the critic: fedsubspace_ac's default trunk, and the trunk taken from a control
+HIDDEN_LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
+
+
 def read_trunk(run_dir: Path) -> dict[str, torch.Tensor]:
-    """The shared trunk of the fedsubspace_ac run in ``run_dir``: parameter name → its values (leading axis 1)."""
+    """The trunk of the PPO run in ``run_dir``: parameter name → agent 0's values (leading axis 1). From a
+    fedsubspace_ac run its shared layers (identical across its agents); from a single_ppo or fedavg_ppo run, a
+    control, its hidden layers (:data:`HIDDEN_LAYERS`)."""
     source, _, _, config = load_model(run_dir / "model.pt")
-    if config["algo"]["name"] != "fedsubspace_ac":
-        raise ValueError(f"{run_dir} is a {config['algo']['name']} run; a trunk comes from a fedsubspace_ac run")
-    layers = config["algo"]["shared_layers"]
-    # the trunk is identical across the source's agents
+    algo = config["algo"]
+    layers = algo["shared_layers"] if algo["name"] == "fedsubspace_ac" else HIDDEN_LAYERS
     return {name: p.detach()[:1].clone() for name, p in source.named_parameters() if in_layers(name, layers)}
 
 
