@@ -415,7 +415,7 @@ def reproduce(
         typer.Option(
             metavar="S",
             help="Seeds per setting (fastfedpg: the evaluation seeds of (a) and (b), default 10, and of the τ = 0 "
-            "section, default 16; subspace: of the tabular part, default 16).",
+            "section, default 16; subspace: of the tabular part, default 10).",
         ),
     ] = None,
     scale: Annotated[
