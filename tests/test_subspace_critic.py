@@ -12,11 +12,12 @@ import pytest
 from conftest import compose_config, fedrl, run_into
 
 from fedrl_cli.algos.common import StepSizeSchedule
-from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC, qr_positive
+from fedrl_cli.algos.fedsubspace_ac import FedSubspaceAC
 from fedrl_cli.config import validate
 from fedrl_cli.envs.tabular import (
     CriticMetrics,
     make_family,
+    qr_positive,
     shared_subspace_fit,
     subspace_angle,
     value_condition,

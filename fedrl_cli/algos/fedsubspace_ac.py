@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from fedrl_cli.algos.common import Channel, StepSizeSchedule
-from fedrl_cli.envs.tabular import TabularFamily, softmax
+from fedrl_cli.envs.tabular import TabularFamily, qr_positive, softmax
 from fedrl_cli.errors import Diverged
 
 # the preconditioner's ridge, relative to the mean eigenvalue of the heads' second moment
@@ -43,13 +43,6 @@ HEAD_ALIASES = {True: "project", False: "none"}
 def orthonormalise(matrix: np.ndarray) -> np.ndarray:
     """The Q factor of ``matrix`` (d, r), with signs fixed so that diag(R) > 0 (a unique, deterministic basis)."""
     return qr_positive(matrix)[0]
-
-
-def qr_positive(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``matrix = Q R`` with the signs fixed so that diag(R) > 0."""
-    q, r = np.linalg.qr(matrix)
-    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
-    return q * signs, signs[:, None] * r
 
 
 def make_features(kind: str, n_states: int, feature_dim: int, rng: np.random.Generator) -> np.ndarray:

@@ -342,12 +342,18 @@ def _balanced_tables(
     return rewards, np.maximum(_antithetic(common_transitions, deviations, n_agents), 0.0)
 
 
+def qr_positive(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``matrix = Q R`` with the signs fixed so that diag(R) > 0."""
+    q, r = np.linalg.qr(matrix)
+    signs = np.where(np.diag(r) < 0, -1.0, 1.0)
+    return q * signs, signs[:, None] * r
+
+
 def _value_basis(n_states: int, rank: int, level: str, rng: np.random.Generator) -> np.ndarray:
     """``U`` (S, r), orthonormal. ``offset``: the constant vector ``1/√S`` and ``r − 1`` random directions orthogonal
     to it; ``centred``: ``r`` random directions orthogonal to the constant vector (at most S − 1 of them)."""
     random = rng.normal(size=(n_states, rank - 1 if level == "offset" else rank))
-    q, r = np.linalg.qr(np.column_stack([np.ones(n_states), random]))
-    q = q * np.where(np.diag(r) < 0, -1.0, 1.0)
+    q = qr_positive(np.column_stack([np.ones(n_states), random]))[0]
     return q if level == "offset" else q[:, 1:]
 
 
