@@ -430,27 +430,27 @@ def reproduce(
         str | None,
         typer.Option(
             metavar="PART",
-            help="subspace: tabular, hopper, cause (why sharing a trunk costs the mapped agents; about 2 h on 2 "
-            "cores) or all (default: tabular and hopper).",
+            help="subspace: tabular, hopper (against single_ppo and fedavg_ppo, and transfer), cause (why sharing a "
+            "trunk costs the mapped agents; about 2 h on 2 cores) or all (default: tabular and hopper).",
         ),
     ] = None,
     hopper_budget: Annotated[
         str | None,
         typer.Option(
             metavar="BUDGET",
-            help="subspace: Hopper steps per agent, reduced (163,840; default) or full "
-            "(999,424, CleanRL's 1M; about 2 h on 2 cores).",
+            help="subspace: Hopper steps per agent, reduced (303,104, transfer 98,304; default; about 2 h 15 min "
+            "on 2 cores) or full (999,424, CleanRL's 1M, transfer 245,760; about 7 h).",
         ),
     ] = None,
     hopper_seeds: Annotated[
         int | None,
         typer.Option(
             metavar="S",
-            help="subspace: seeds of the Hopper comparison and ablation (default 3; of the cause study, 8).",
+            help="subspace: paired seeds of the Hopper comparison (default 10; of the cause study, 8).",
         ),
     ] = None,
     transfer_seeds: Annotated[
-        int | None, typer.Option(metavar="S", help="subspace: seeds of each transfer setting (default 5).")
+        int | None, typer.Option(metavar="S", help="subspace: target seeds of each transfer setting (default 5).")
     ] = None,
     workers: Annotated[
         int | None,

@@ -14,6 +14,8 @@ tests, log-log slopes, window means, rounds to a target ε and speedups, and per
   moves by whole rounds and has no t interval. It is bootstrapped at any number of seeds, and its point is the
   median of the same draws whose 2.5 and 97.5 percentiles are its interval, so the point always lies inside it.
 - A test of "A differs from B" with few seeds is an exact permutation test (:func:`permutation_p_value`).
+- The Hopper comparisons of algorithms (per-seed scores, paired by seed and action maps) give the paired t
+  interval at any number of seeds (:func:`t_difference`) with the permutation test's p-value.
 
 Nothing here imports torch or draws figures.
 """
@@ -172,6 +174,23 @@ def difference(a: np.ndarray, b: np.ndarray, paired: bool = False) -> Estimate:
     draws = [x[rng.integers(len(x), size=(RESAMPLES, len(x)))].mean(axis=1) for x in (a, b)]
     low, high = np.percentile(draws[0] - draws[1], [50 * (1 - CONFIDENCE), 50 * (1 + CONFIDENCE)])
     return Estimate(point, float(low), float(high), "bootstrap", seeds)
+
+
+def t_difference(a: np.ndarray, b: np.ndarray, paired: bool = False) -> Estimate:
+    """mean(a) − mean(b) with its 95% t interval at any number of seeds: the paired t interval of the per-seed
+    differences, or Welch's. The Hopper comparisons report it beside :func:`permutation_p_value`, as t-tests are
+    the field's usual test of two algorithms' seed means."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if paired and a.shape != b.shape:
+        raise AnalysisError(f"a paired difference needs as many seeds on each side (got {len(a)} and {len(b)})")
+    point, seeds = float(a.mean() - b.mean()), min(len(a), len(b))
+    if seeds < 2:
+        return Estimate(point, point, point, "none", seeds)
+    if paired:
+        low, high = (float(v[0]) for v in t_interval((a - b)[:, None]))
+    else:
+        low, high = welch_interval(a, b)
+    return Estimate(point, low, high, "paired t" if paired else "Welch t", seeds)
 
 
 def permutation_p_value(a: np.ndarray, b: np.ndarray, paired: bool = False) -> float:

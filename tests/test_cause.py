@@ -12,7 +12,8 @@ from test_plots import write_run_dir
 
 from fedrl_cli.algos.ppo import ActorCritic, save_model
 from fedrl_cli.envs.hopper import RunningMoments
-from fedrl_cli.reproduce.subspace_cause import EARLIER, REFERENCE, cause_table, evaluation_rows, run_rows, variant
+from fedrl_cli.reproduce.hopper_data import evaluation_rows, run_rows, variant
+from fedrl_cli.reproduce.subspace_cause import EARLIER, KEYS, REFERENCE, cause_table
 
 LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
@@ -53,7 +54,7 @@ def test_scores_differences_and_norms(tmp_path: Path) -> None:
     evaluations = evaluation_rows([tmp_path])
     assert len(evaluations) == 3 * 4 * 2 * 2  # two evaluations per agent
     assert set(evaluations["samples_per_agent"]) == {400, 800}
-    rows = run_rows(evaluations)
+    rows = run_rows(evaluations, KEYS)
     assert len(rows) == 3 * 4 * 2
     single = rows[(rows.variant == REFERENCE) & (rows.seed == 2)].sort_values("agent")
     assert list(single["score"]) == [1020.0, 1021.0]  # the mean of the evaluations at rounds 4 and 8

@@ -51,12 +51,20 @@ def scale_note(scale: float) -> str:
     )
 
 
+def _quoted(argument: str) -> str:
+    """``argument`` as a shell needs it: in double quotes when it holds single quotes, in single quotes when it holds
+    brackets."""
+    if "'" in argument:
+        return f'"{argument}"'
+    return f"'{argument}'" if "(" in argument or "[" in argument else argument
+
+
 def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) -> str:
     """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it. With
     ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again.
     :class:`ReproduceError` when the sweep fails."""
     args = ["run", "-m", *overrides, f"hydra.sweep.dir={target}", f"hydra.launcher.n_jobs={jobs}"]
-    command = "fedrl " + " ".join(f"'{a}'" if "(" in a or "[" in a else a for a in args[:-1])
+    command = "fedrl " + " ".join(_quoted(a) for a in args[:-1])
     if reuse and (target / "multirun.yaml").is_file():
         print(f"[reproduce] reusing {target}", flush=True)
         return command
@@ -95,8 +103,8 @@ def markdown(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g")
 
 
-def claims_markdown(claims: list[Claim]) -> str:
-    lines = ["| claim | held | measured |", "|---|---|---|"]
+def claims_markdown(claims: list[Claim], title: str = "claim") -> str:
+    lines = [f"| {title} | held | measured |", "|---|---|---|"]
     lines += [f"| {claim} | {'yes' if held else '**no**'} | {measured} |" for claim, held, measured in claims]
     return "\n".join(lines)
 

@@ -4,21 +4,21 @@
     Õ(1/√(TK)) in the number of agents K, tested on the part of the critic that is averaged (the learnt subspace:
     its angle to the values' span and the error outside it), on a well-conditioned realizable family nested
     across K, beside the heads' floor that no K moves; the actor-critic alongside. About 25 minutes on 2 cores.
-(ii) Deep form on Hopper-v5 with signed-permutation action maps: fedsubspace_ac against single_ppo and
-    fedavg_ppo, 4 agents, evaluation returns per agent over seeds (the claim: it beats both, on average and
-    per agent), and an ablation of what it shares (actor and critic hidden layers, actor only, critic only).
-(iii) Transfer: a new agent with an unseen action map, starting from a fedsubspace_ac trunk (frozen or not),
-    against the same agent trained from scratch, at a budget where scratch is still learning.
+(ii) Deep form on Hopper-v5 with distinct signed-permutation action maps: fedsubspace_ac against single_ppo and
+    fedavg_ppo, 4 agents, 10 paired seeds, per-seed scores compared by paired t intervals and permutation tests,
+    per agent against single_ppo's agents pooled, and aggregates over runs and agents.
+(iii) Transfer: a new agent with an unseen action map, starting from the hidden layers of 3 source runs of each
+    algorithm of (ii) (fedsubspace_ac's shared trunk; single_ppo's and fedavg_ppo's as controls), frozen or
+    trainable, 5 target seeds each, against the same agent from scratch.
 (iv) `--part cause` (not in `all`): why sharing a trunk costs the mapped agents, the initialisation of what is
     shared and three probes of averaging unrelated networks (:mod:`fedrl_cli.reproduce.subspace_cause`; cause.md).
 
-(ii) and (iii) are the Hopper part (report.md, hopper_final.csv, transfer_final.csv). `--hopper-budget full` runs
-it at CleanRL's 1M steps per agent (about 2 hours on 2 cores); the default `reduced` at 163,840 (about 35
-minutes); the ablation always runs at the reduced budget (:mod:`fedrl_cli.reproduce.subspace_hopper`). Run with
-`fedrl reproduce subspace [--out DIR] [--part tabular|hopper|all] [--hopper-budget reduced|full] [--hopper-seeds S]
-[--transfer-seeds S] [--workers W] [--scale F] [--seeds S] [--reuse]` (or `make reproduce-subspace`):
-`--workers W` shards each Hopper run over W Ray workers and runs cores // W runs at once; `--scale 0.1` shrinks
-every round budget tenfold, for a quick look.
+(ii) and (iii) are the Hopper part (report.md, hopper_evaluations.csv, transfer_evaluations.csv, hopper_claims.csv;
+:mod:`fedrl_cli.reproduce.subspace_hopper`). `--hopper-budget full` runs it at CleanRL's 1M steps per agent; the
+default `reduced` at 303,104. Run with `fedrl reproduce subspace [--out DIR] [--part tabular|hopper|cause|all]
+[--hopper-budget reduced|full] [--hopper-seeds S] [--transfer-seeds S] [--workers W] [--scale F] [--seeds S]
+[--reuse]` (or `make reproduce-subspace`): `--workers W` shards each Hopper run over W Ray workers and runs
+cores // W runs at once; `--scale 0.1` shrinks every round budget tenfold, for a quick look.
 """
 
 from __future__ import annotations

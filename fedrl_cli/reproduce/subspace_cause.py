@@ -14,14 +14,11 @@ over the agents) with t intervals and exact permutation p-values, beside the tru
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 
-from fedrl_cli.algos.ppo import load_model
 from fedrl_cli.curves import EVALUATIONS_SCORED
 from fedrl_cli.reproduce.common import Options, markdown, scale_note, scaled, sweep, sweeps_wall_minutes
-from fedrl_cli.results import load_results
+from fedrl_cli.reproduce.hopper_data import NORMS, evaluation_rows, run_rows
 from fedrl_cli.stats import difference, interval_name, mean_estimate, permutation_p_value
 
 SEEDS = 8
@@ -45,62 +42,8 @@ SWEEPS: dict[str, list[str]] = {
     "fedsubspace_half_scale": [SUBSPACE, "algo.shared_init=common", "algo.shared_init_scale=0.5"],
     "fedsubspace_adam_reset": [SUBSPACE, "algo.shared_init=common", "algo.shared_adam=reset"],
 }
-TRUNK = ("actor_mean.0", "actor_mean.2", "critic.0", "critic.2")
 REFERENCE, EARLIER = "single_ppo", "actor+critic, independent"
-
-
-def variant(config: dict) -> str:
-    """A run's variant in words: ``single_ppo``, or the layers fedsubspace_ac shares, its init and any probe."""
-    algo = config["algo"]
-    if algo["name"] != "fedsubspace_ac":
-        return algo["name"]
-    shared = sorted({layer.split(".")[0] for layer in algo["shared_layers"]})
-    words = ["+".join({"actor_mean": "actor", "critic": "critic"}[name] for name in shared), algo["shared_init"]]
-    if algo.get("rescale_first_average"):
-        words.append("first average rescaled")
-    if algo.get("shared_init_scale", 1.0) != 1.0:
-        words.append(f"× {algo['shared_init_scale']:g}")
-    if algo.get("shared_adam") == "reset":
-        words.append("Adam reset")
-    return ", ".join(words)
-
-
-def evaluation_rows(sweep_dirs: list[Path]) -> pd.DataFrame:
-    """cause_evaluations.csv: every evaluation of every completed run's agents (variant, seed, agent, map, round,
-    samples_per_agent, eval_return), and the trunk's final weight norms (Frobenius, that agent's)."""
-    rows = []
-    for run in load_results(sweep_dirs).runs:
-        if run.status != "completed":  # a sweep still running, or a run to resume: its finished runs count
-            continue
-        agents = pd.read_csv(run.path / "agent_metrics.csv").dropna(subset=["eval_return"])
-        steps = pd.read_csv(run.path / "metrics.csv").set_index("round")["samples_per_agent"]
-        model, _, maps, _ = load_model(run.path / "model.pt")
-        weights = {name: parameter.detach() for name, parameter in model.named_parameters()}
-        for row in agents.sort_values(["agent", "round"]).itertuples():
-            rows.append(
-                {
-                    "variant": variant(run.config),
-                    "seed": run.config["seed"],
-                    "agent": row.agent,
-                    "map": " ".join(f"{v + 0.0:g}" for v in maps[row.agent].ravel()),  # no "-0"
-                    "round": row.round,
-                    "samples_per_agent": steps.loc[row.round],
-                    "eval_return": row.eval_return,
-                    **{f"{layer} norm": float(weights[f"{layer}.weight"][row.agent].norm()) for layer in TRUNK},
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def run_rows(evaluations: pd.DataFrame) -> pd.DataFrame:
-    """cause.csv: per run and agent, its score (the mean of the agent's last evaluations), map and trunk norms."""
-    keys = ["variant", "seed", "agent", "map"]
-    last = evaluations.sort_values("round").groupby(keys).tail(EVALUATIONS_SCORED)
-    return (
-        last.groupby(keys)
-        .agg(score=("eval_return", "mean"), **{f"{layer} norm": (f"{layer} norm", "first") for layer in TRUNK})
-        .reset_index()
-    )
+KEYS = ["variant", "seed"]
 
 
 def _paired(scores: pd.Series, against: pd.Series) -> str:
@@ -117,7 +60,7 @@ def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per variant: its seeds, mean score with its interval, the paired differences against single_ppo and against
     the earlier default, and the mean trunk norms."""
     per_seed = rows.groupby(["variant", "seed"])["score"].mean()
-    norms = rows.groupby("variant")[[f"{layer} norm" for layer in TRUNK]].mean()
+    norms = rows.groupby("variant")[NORMS].mean()
     reference = per_seed.get(REFERENCE, pd.Series(dtype=float))
     earlier = per_seed.get(EARLIER, pd.Series(dtype=float))
     table = []
@@ -147,7 +90,7 @@ def cause_part(options: Options) -> str:
     }
     evaluations = evaluation_rows([out / name for name in SWEEPS])
     evaluations.to_csv(out / "cause_evaluations.csv", index=False)
-    rows = run_rows(evaluations)
+    rows = run_rows(evaluations, KEYS)
     rows.to_csv(out / "cause.csv", index=False)
     steps = scaled(ROUNDS, options.scale) * 2 * 2048
     listing = "\n".join(f"`{command}`" for command in commands.values())

@@ -1,6 +1,23 @@
-"""The subspace actor-critic's deep form on Hopper-v5 (parts (ii) and (iii) of :mod:`fedrl_cli.reproduce.subspace`):
-fedsubspace_ac against single_ppo and fedavg_ppo, what it shares, and transfer to a new agent; report.md with
-hopper_final.csv and transfer_final.csv, the per-seed data its numbers come from."""
+"""The subspace actor-critic's deep form on Hopper-v5 (parts (ii) and (iii) of :mod:`fedrl_cli.reproduce.subspace`;
+report.md): the abstract's "gains over Single PPO and FedAvg PPO and downstream transfer from the learned shared
+trunk", tested with the power to tell.
+
+(ii) fedsubspace_ac, single_ppo and fedavg_ppo on 4 agents with distinct signed-permutation maps drawn from each
+seed (every algorithm of a seed has the same maps), :data:`HOPPER_SEEDS` paired seeds. A run's score is the mean
+over its agents of each agent's last three evaluations of 10 episodes; algorithms are compared on per-seed scores
+by the paired t interval and the exact sign-flip permutation test. Per agent, each algorithm's agent k against
+single_ppo's agents pooled: sharing nothing, single_ppo's agents are interchangeable (a signed permutation of the
+actions is an exact symmetry of an agent alone). Aggregates over runs and agents (IQM, mean, probability of
+improvement; Agarwal et al. 2021) beside them.
+
+(iii) Transfer to a new agent with an unseen map, from the hidden layers of :data:`SOURCE_SEEDS` source runs of
+each algorithm of (ii): fedsubspace_ac's shared trunk, and as controls of the same budget single_ppo's agent 0 and
+fedavg_ppo's. Each trunk frozen or trainable, :data:`TRANSFER_SEEDS` target seeds each, against the new agent
+from scratch; scored by the curve area (the mean of its evaluations: how fast it learns) and the final score.
+
+Every number comes from hopper_evaluations.csv and transfer_evaluations.csv (one row per evaluation), through
+:func:`hopper_analysis` and :func:`transfer_analysis`; the claims are in hopper_claims.csv.
+"""
 
 from __future__ import annotations
 
@@ -10,306 +27,330 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from fedrl_cli.plots import make_plots
+from fedrl_cli.algos.ppo import load_model
+from fedrl_cli.curves import Curve, aggregate_tables
+from fedrl_cli.plots import convergence_figure, make_plots
 from fedrl_cli.reproduce.common import (
     Claim,
     Options,
     claims_markdown,
+    claims_table,
     markdown,
     scale_note,
     scaled,
     sweep,
     sweeps_wall_minutes,
 )
+from fedrl_cli.reproduce.hopper_data import NORMS, describe, evaluation_rows, run_rows
 from fedrl_cli.results import load_results
-from fedrl_cli.stats import difference, interval_name, mean_estimate, permutation_p_value, window_means
+from fedrl_cli.stats import Estimate, mean_and_ci, mean_estimate, permutation_p_value, t_difference
 
-ALGOS = ("fedsubspace_ac", "single_ppo", "fedavg_ppo")
-HOPPER_SEEDS, TRANSFER_SEEDS = 3, 5  # seeds of the comparison and the ablation; of each transfer setting
-# Hopper budgets, in rounds of 4 PPO iterations of 2,048 steps (8,192 environment steps per agent per round)
-HOPPER_BUDGETS = {
-    "reduced": {"main": 20, "transfer": 8},  # 163,840 and 65,536 steps per agent: about an hour on 2 cores
-    "full": {"main": 122, "transfer": 30},  # 999,424 (CleanRL's 1M) and 245,760 steps per agent
+OURS, SINGLE, FEDAVG = "fedsubspace_ac", "single_ppo", "fedavg_ppo"
+ALGOS = (OURS, SINGLE, FEDAVG)
+HOPPER_SEEDS, SOURCE_SEEDS, TRANSFER_SEEDS = 10, 3, 5
+ROUND_STEPS = 2 * 2048  # algo.local_steps=2 PPO iterations of 2,048 steps: environment steps per agent per round
+HOPPER_BUDGETS = {  # rounds of the comparison and of each transfer run
+    "reduced": {"main": 74, "transfer": 24},  # 303,104 and 98,304 steps per agent
+    "full": {"main": 244, "transfer": 60},  # 999,424 (CleanRL's 1M) and 245,760
 }
-ABLATION_ROUNDS = 20  # the sharing ablation runs at the reduced budget in both modes
-SHARED_LAYERS = {  # what fedsubspace_ac shares in the ablation (the first is the default)
-    "actor+critic hidden": "[actor_mean.0,actor_mean.2,critic.0,critic.2]",
-    "actor hidden": "[actor_mean.0,actor_mean.2]",
-    "critic hidden": "[critic.0,critic.2]",
-}
+TARGET_MAP_SEED = 999  # the new agent's map: drawn from this seed, without the identity
+BASE = ["env=hopper", "env.action_map=signed_permutation", "++algo.eval_episodes=10", "++algo.local_steps=2",
+        "progress=false"]  # fmt: skip
+RUN_KEYS = ["algo", "variant", "seed"]
+TRANSFER_KEYS = ["source", "trunk", "source_seed", "seed"]
+SCRATCH = "scratch"
 
 
-def final_evaluations(sweep_dir: Path) -> pd.DataFrame:
-    """Each run's evaluation return per agent at its last round, with its config, its budget and the mean of its
-    agents' evaluations over the whole run (the area under its learning curve)."""
-    rows = []
-    for run in load_results([sweep_dir]).runs:
-        agents = pd.read_csv(run.path / "agent_metrics.csv")
-        steps = int(pd.read_csv(run.path / "metrics.csv")["samples_per_agent"].iloc[-1])
-        curve_mean = window_means(agents, "eval_return", ["agent"])
-        last = agents[agents["round"] == agents["round"].max()]
-        algo = run.config["algo"]
-        names = {value: name for name, value in SHARED_LAYERS.items()}
-        for agent, value in zip(last["agent"], last["eval_return"], strict=True):
-            rows.append(
-                {
-                    "algo": algo["name"],
-                    "seed": run.config["seed"],
-                    "agent": agent,
-                    "eval_return": value,
-                    "samples_per_agent": steps,
-                    "curve_mean": curve_mean[agent],
-                    "run_dir": str(run.path),
-                    "trunk": ("frozen" if algo.get("freeze_trunk") else "trainable")
-                    if algo.get("trunk_from")
-                    else "scratch",
-                    "shared": names.get("[" + ",".join(algo.get("shared_layers") or []) + "]", ""),
-                    "sps": pd.read_csv(run.path / "metrics.csv")["sps"].mean(),
-                }
-            )
-    return pd.DataFrame(rows)
+def transfer_columns(config: dict) -> dict[str, object]:
+    """A transfer run's leading columns: whose trunk it started from (algo and seed of the source run, or
+    ``scratch``), frozen or trainable, and its own (target) seed."""
+    algo, run = config["algo"], describe(config)
+    if not algo.get("trunk_from"):
+        return {**run, "source": SCRATCH, "trunk": SCRATCH, "source_seed": None}
+    source = load_model(Path(algo["trunk_from"]) / "model.pt")[3]
+    trunk = "frozen" if algo.get("freeze_trunk") else "trainable"
+    return {**run, "source": source["algo"]["name"], "trunk": trunk, "source_seed": source["seed"]}
 
 
-def seed_means(frame: pd.DataFrame, key: str, value: str = "eval_return") -> dict[object, np.ndarray]:
-    """Per value of ``key``: each seed's mean over agents of ``value``."""
-    return {k: part.groupby("seed")[value].mean().to_numpy() for k, part in frame.groupby(key)}
+def _test(a: np.ndarray, b: np.ndarray, paired: bool) -> tuple[Estimate, float]:
+    return t_difference(a, b, paired), permutation_p_value(a, b, paired)
 
 
-def beats(name: str, a: np.ndarray, b: np.ndarray) -> Claim:
-    """``name`` held when the 95% interval of mean(a) − mean(b) over seeds lies above 0 (:func:`difference`); the
-    exact permutation test's p-value is given beside it."""
-    found = difference(a, b)
+def _test_text(found: Estimate, p: float, unit: str = "pairs") -> str:
+    return f"{found.text('+,.0f')} ({found.method}, {found.seeds} {unit}), p = {p:.2g}"
+
+
+def per_seed_scores(rows: pd.DataFrame, value: str = "score") -> pd.DataFrame:
+    """Seeds × algorithms: each run's mean over its agents of ``value``."""
+    return rows.groupby(["seed", "algo"])[value].mean().unstack("algo")
+
+
+def comparison_tables(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[tuple[str, str], tuple]]:
+    """Per algorithm its score and curve area over seeds with their intervals and the hidden layers' final norms;
+    the paired differences (ours − single_ppo, ours − fedavg_ppo, fedavg_ppo − single_ppo) on both, on the seeds
+    every algorithm has; and those tests by (a, b)."""
+    summary, tests, differences = [], {}, []
+    scores, areas = per_seed_scores(rows).dropna(), per_seed_scores(rows, "curve_area").dropna()
+    norms = rows.groupby("algo")[NORMS].mean()
+    for algo in [a for a in ALGOS if a in scores]:
+        score, area = mean_estimate(scores[algo].to_numpy()), mean_estimate(areas[algo].to_numpy())
+        summary.append({"algo": algo, "seeds": len(scores), "score [95% CI]": score.text(",.0f"),
+                        "curve area [95% CI]": area.text(",.0f"), **norms.loc[algo].round(2).to_dict()})  # fmt: skip
+    for a, b in ((OURS, SINGLE), (OURS, FEDAVG), (FEDAVG, SINGLE)):
+        if a in scores and b in scores:
+            tests[a, b] = _test(scores[a].to_numpy(), scores[b].to_numpy(), paired=True)
+            area = _test(areas[a].to_numpy(), areas[b].to_numpy(), paired=True)
+            differences.append({"difference": f"{a} − {b}", "score": _test_text(*tests[a, b]),
+                                "curve area": _test_text(*area)})  # fmt: skip
+    return pd.DataFrame(summary), pd.DataFrame(differences), tests
+
+
+def per_agent_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per agent: each federated algorithm's agent against single_ppo's agents pooled over agents and seeds (Welch t
+    interval and permutation p of the difference of means), with the maps that agent had."""
+    pool = rows.loc[rows.algo == SINGLE, "score"].to_numpy()
+    table = []
+    for agent, part in rows.groupby("agent"):
+        line: dict[str, object] = {"agent": agent, "maps": part["map"].nunique(), f"{SINGLE} (all agents)": pool.mean()}
+        for algo in (OURS, FEDAVG):
+            ours = part.loc[part.algo == algo, "score"].to_numpy()
+            if len(ours) >= 2 and len(pool) >= 2:
+                line[algo] = ours.mean()
+                line[f"{algo} − pooled"] = _test_text(*_test(ours, pool, paired=False), "seeds")
+        table.append(line)
+    return pd.DataFrame(table)
+
+
+def aggregates(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """IQM and mean over runs and agents with stratified-bootstrap intervals, and the probability of improvement
+    (:func:`~fedrl_cli.curves.aggregate_tables`; a run is a seed, a task an agent)."""
+    scores = rows.assign(group=rows["algo"], run_dir=rows["seed"])[["group", "run_dir", "agent", "score"]]
+    return aggregate_tables(scores)
+
+
+def map_checks(evaluations: pd.DataFrame) -> list[Claim]:
+    """The design's premises, from the data: every run's agents have distinct maps, and every algorithm of a seed
+    the same maps."""
+    maps = evaluations.drop_duplicates(["algo", "seed", "agent"])
+    distinct = maps.groupby(["algo", "seed"])["map"].nunique() == maps.groupby(["algo", "seed"])["agent"].nunique()
+    shared = maps.groupby(["seed", "agent"])["map"].nunique() == 1
+    return [
+        ("Premise: every run's agents have distinct action maps", bool(distinct.all()),
+         f"{int(distinct.sum())} of {len(distinct)} runs"),
+        ("Premise: paired seeds: every algorithm of a seed has the same maps", bool(shared.all()),
+         f"{int(shared.groupby(level='seed').all().sum())} of {maps['seed'].nunique()} seeds"),
+    ]  # fmt: skip
+
+
+def hopper_analysis(evaluations: pd.DataFrame) -> dict[str, object]:
+    """Everything (ii) reports, from hopper_evaluations.csv's rows."""
+    rows = run_rows(evaluations, RUN_KEYS)
+    summary, differences, tests = comparison_tables(rows)
+    claims = []
+    for other in (SINGLE, FEDAVG):
+        if (OURS, other) in tests:
+            found, p = tests[OURS, other]
+            claims.append((f"Gains over {other}: {OURS}'s score above {other}'s (paired t interval of the per-seed "
+                           f"difference above 0)", bool(found.low > 0), _test_text(found, p)))  # fmt: skip
+    return {
+        "rows": rows,
+        "summary": summary,
+        "differences": differences,
+        "claims": claims,
+        "checks": map_checks(evaluations),
+        "per_agent": per_agent_table(rows),
+        "aggregates": aggregates(rows),
+    }
+
+
+def _paired_cells(rows: pd.DataFrame, value: str, a: tuple[str, str], b: tuple[str, str]) -> tuple[Estimate, float]:
+    """(source, trunk) cell a against cell b on ``value``: pairs of runs with the same target seed and, when both
+    come from source runs, the same source seed (scratch pairs with every source seed of its target seed)."""
+    left = rows[(rows.source == a[0]) & (rows.trunk == a[1])]
+    right = rows[(rows.source == b[0]) & (rows.trunk == b[1])]
+    keys = ["seed"] if SCRATCH in (a[0], b[0]) else ["source_seed", "seed"]
+    joined = left.merge(right, on=keys, suffixes=("_a", "_b"))
+    return _test(joined[f"{value}_a"].to_numpy(), joined[f"{value}_b"].to_numpy(), paired=True)
+
+
+def transfer_analysis(evaluations: pd.DataFrame) -> dict[str, object]:
+    """Everything (iii) reports, from transfer_evaluations.csv's rows."""
+    rows = run_rows(evaluations, TRANSFER_KEYS)
+    cells = rows.groupby(["source", "trunk"], sort=False)
+    summary = pd.DataFrame(
+        [
+            {"trunk from": source, "trunk": trunk, "runs": len(part),
+             "curve area [95% CI]": mean_estimate(part["curve_area"].to_numpy()).text(",.0f"),
+             "final score [95% CI]": mean_estimate(part["score"].to_numpy()).text(",.0f")}
+            for (source, trunk), part in cells
+        ]
+    )  # fmt: skip
+    found, claims, secondary = [], [], []
+    for trunk in ("trainable", "frozen"):
+        for other in (SCRATCH, SINGLE, FEDAVG):
+            against = (SCRATCH, SCRATCH) if other == SCRATCH else (other, trunk)
+            if (OURS, trunk) not in cells.groups or against not in cells.groups:
+                continue
+            tests = {value: _paired_cells(rows, value, (OURS, trunk), against) for value in ("curve_area", "score")}
+            what = "scratch" if other == SCRATCH else f"a {trunk} {other} trunk of the same budget"
+            found.append({"difference": f"{OURS} {trunk} trunk − {what}",
+                          **{name: _test_text(*tests[value]) for value, name in
+                             (("curve_area", "curve area"), ("score", "final score"))}})  # fmt: skip
+            claim = (f"Transfer: a new agent learns faster from {OURS}'s {trunk} trunk than from {what} (curve "
+                     f"area; paired t interval above 0)", bool(tests["curve_area"][0].low > 0),
+                     _test_text(*tests["curve_area"]))  # fmt: skip
+            (claims if trunk == "trainable" else secondary).append(claim)
+    return {"rows": rows, "summary": summary, "differences": pd.DataFrame(found), "claims": claims,
+            "secondary": secondary}  # fmt: skip
+
+
+def transfer_figure(evaluations: pd.DataFrame, path: Path) -> Path:
+    """The new agent's evaluation return against its steps, one curve per (trunk source, frozen or trainable): the
+    mean over its runs with the rule's 95% band, from transfer_evaluations.csv's rows."""
+    found = []
+    for (source, trunk), part in evaluations.groupby(["source", "trunk"], sort=False):
+        runs = part.pivot_table(index=["source_seed", "seed"], columns="samples_per_agent", values="eval_return",
+                                dropna=False)  # fmt: skip
+        mean, low, high = mean_and_ci(runs.to_numpy())
+        steps = runs.columns.to_numpy()
+        label = source if source == SCRATCH else f"{source} trunk, {trunk}"
+        found.append(Curve({}, label, len(runs), steps, steps, mean, low, high, runs=runs.to_numpy()))
+    fixed = f"a new agent with an unseen map; curves over target and source seeds ({len(found)} settings)"
+    return convergence_figure(found, "eval_return", "samples_per_agent", path, fixed)
+
+
+def _aggregates_text(found: tuple[pd.DataFrame, pd.DataFrame, list[str]]) -> str:
+    table, improvement, notes = found
+    if not len(table):
+        return f"No aggregates: {len(notes)} algorithms left out ({notes[0].split(': ', 2)[-1] if notes else ''})."
+    table["estimate [95% CI]"] = [f"{r.point:,.0f} [{r.ci_low:,.0f}, {r.ci_high:,.0f}]" for r in table.itertuples()]
+    improvement = improvement[improvement["x"] == OURS].copy()
+    improvement["P(X > Y) [95% CI]"] = [
+        f"{r.probability:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}]" for r in improvement.itertuples()
+    ]
     return (
-        name,
-        bool(found.low > 0),
-        f"{a.mean():.0f} vs {b.mean():.0f}: difference {found.point:+.0f}, {interval_name(found.seeds)} "
-        f"[{found.low:+.0f}, {found.high:+.0f}]; permutation p = {permutation_p_value(a, b):.2g}",
+        markdown(table[["group", "statistic", "estimate [95% CI]", "runs", "tasks"]])
+        + "\n\nProbability of improvement (a run of X above a run of Y on an agent, averaged over agents):\n\n"
+        + markdown(improvement[["x", "y", "P(X > Y) [95% CI]"]])
     )
 
 
-def seed_summary(frame: pd.DataFrame, key: str, value: str = "eval_return") -> pd.DataFrame:
-    """Mean over seeds (of each run's mean over agents) with its 95% interval (:func:`mean_estimate`)."""
-    rows = []
-    for name, per_seed in seed_means(frame, key, value).items():
-        found = mean_estimate(per_seed)
-        rows.append(
-            {
-                key: name,
-                "seeds": len(per_seed),
-                f"{value} (mean over seeds)": found.point,
-                "95% CI low": found.low,
-                "95% CI high": found.high,
-                "interval": found.method,
-                "per seed": ", ".join(f"{v:.0f}" for v in per_seed),
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def hopper_part(options: Options) -> str:
-    """Sweeps for (ii), the sharing ablation and (iii), their figures, data files, and the text of report.md."""
-    out, jobs, reuse, scale, workers = options.out, options.jobs, options.reuse, options.scale, options.workers
-    budget = options.hopper_budget or "reduced"
-    seeds, transfer_seeds = options.hopper_seeds or HOPPER_SEEDS, options.transfer_seeds or TRANSFER_SEEDS
-    rounds = {part: scaled(value, scale) for part, value in HOPPER_BUDGETS[budget].items()}
+def _sweeps(options: Options, rounds: dict[str, int]) -> tuple[dict[str, str], list[Path]]:
+    """Run (or reuse) the comparison's and the transfer's sweeps; their commands, and every sweep dir."""
+    out, jobs, workers, reuse = options.out, options.jobs, options.workers, options.reuse
+    seeds = options.hopper_seeds or HOPPER_SEEDS
     placement = ["backend=ray", f"workers={workers}"] if workers > 1 else []
     if jobs == -1 and workers > 1:  # each run holds `workers` cores: as many runs at once as the cores allow
         jobs = max(1, (os.cpu_count() or 1) // workers)
-    seed_list = ",".join(map(str, range(seeds)))
-    # `++` sets keys that the default algorithm, which composes the sweep's base config, lacks
-    hopper = [
-        "env=hopper",
-        "n_agents=4",
-        "env.action_map=signed_permutation",
-        f"seed={seed_list}",
-        "++algo.eval_every=5",
-        "++algo.eval_episodes=5",
-        "progress=false",
-        f"algo.rounds={rounds['main']}",
-        "++algo.local_steps=4",
-        *placement,
-    ]
-    hopper_command = sweep(out / "hopper", [f"algo={','.join(ALGOS)}", *hopper], jobs, reuse)
-    hopper_runs = load_results([out / "hopper"])
-    make_plots(hopper_runs, out / "hopper_plots", metric="eval_return_mean", x="samples_per_agent")
-    evaluations = final_evaluations(out / "hopper")
-    columns = ["algo", "seed", "agent", "eval_return", "samples_per_agent"]
-    evaluations[columns].sort_values(columns[:3]).to_csv(out / "hopper_final.csv", index=False)
-    by_algo, by_algo_curve = seed_summary(evaluations, "algo"), seed_summary(evaluations, "algo", "curve_mean")
-    per_algo = seed_means(evaluations, "algo")
-    hopper_found = [
-        beats(f"fedsubspace_ac beats {other} (mean over agents and seeds)", per_algo["fedsubspace_ac"], per_algo[other])
-        for other in ("single_ppo", "fedavg_ppo")
-    ]
-    per_agent_rows, agent_wins = [], 0
-    for agent, part in evaluations.groupby("agent"):
-        ours = part[part.algo == "fedsubspace_ac"].sort_values("seed")["eval_return"].to_numpy()
-        single = part[part.algo == "single_ppo"].sort_values("seed")["eval_return"].to_numpy()
-        gain = difference(ours, single)
-        agent_wins += gain.low > 0
-        row = {"agent": agent, **{a: part[part.algo == a]["eval_return"].mean() for a in ALGOS}}
-        per_agent_rows.append(
-            {
-                **row,
-                "fedsubspace_ac − single_ppo": gain.point,
-                "95% CI": f"[{gain.low:+.0f}, {gain.high:+.0f}]",
-                "low": gain.low,
-                "high": gain.high,
-            }
-        )
-    per_agent = pd.DataFrame(per_agent_rows)
-    ahead = ", ".join(map(str, per_agent.loc[per_agent["low"] > 0, "agent"])) or "none"
-    behind = ", ".join(map(str, per_agent.loc[per_agent["high"] < 0, "agent"])) or "none"
-    per_agent = per_agent.drop(columns=["low", "high"])
-    hopper_found.append(
-        (
-            "fedsubspace_ac beats single_ppo for every agent (95% CI of each agent's difference above 0)",
-            bool(agent_wins == len(per_agent)),
-            f"above 0 for {agent_wins} of {len(per_agent)} agents",
-        )
-    )
-    speed = evaluations.groupby("algo")["sps"].mean()
-    table = per_agent.set_index("agent")
-
-    ablation = [
-        "algo=fedsubspace_ac",
-        *[o for o in hopper if not o.startswith("algo.rounds")],
-        f"algo.rounds={scaled(ABLATION_ROUNDS, scale)}",
-        "algo.shared_layers=" + ",".join(SHARED_LAYERS.values()),
-    ]
-    ablation_command = sweep(out / "ablation", ablation, jobs, reuse)
-    shared = final_evaluations(out / "ablation")
-    by_shared = seed_summary(shared, "shared")
-    make_plots(
-        load_results([out / "ablation"]), out / "ablation_plots", metric="eval_return_mean", x="samples_per_agent"
-    )
-
-    source = evaluations[(evaluations.algo == "fedsubspace_ac") & (evaluations.seed == 0)]["run_dir"].iloc[0]
-    new_agent = [
-        "algo=single_ppo",
-        "env=hopper",
-        "n_agents=1",
-        "env.action_map=signed_permutation",
-        "env.action_map_seed=999",
-        "env.identity_first=false",
-        f"seed={','.join(map(str, range(transfer_seeds)))}",
-        "++algo.eval_every=2",
-        "++algo.eval_episodes=5",
-        "progress=false",
-        f"algo.rounds={rounds['transfer']}",
-        "++algo.local_steps=4",
-    ]
+    commands, dirs = {}, []
+    for algo in ALGOS:
+        dirs.append(out / f"hopper_{algo}")
+        commands[algo] = sweep(dirs[-1], [f"algo={algo}", *BASE, "n_agents=4", f"seed=range({seeds})",
+                                          f"algo.rounds={rounds['main']}", "++algo.eval_every=4", *placement],
+                               jobs, reuse)  # fmt: skip
+    target = ["algo=single_ppo", *BASE, "n_agents=1", f"env.action_map_seed={TARGET_MAP_SEED}",
+              "env.identity_first=false", f"seed=range({options.transfer_seeds or TRANSFER_SEEDS})",
+              f"algo.rounds={rounds['transfer']}", "++algo.eval_every=2"]  # fmt: skip
     transfer_jobs = jobs if workers == 1 else -1  # one agent: nothing to split
-    scratch_command = sweep(out / "transfer_scratch", new_agent, transfer_jobs, reuse)
-    transfer_command = sweep(
-        out / "transfer_trunk",
-        [*new_agent, f"algo.trunk_from='{source}'", "algo.freeze_trunk=true,false"],  # quoted: job dirs hold '='
-        transfer_jobs,
-        reuse,
+    dirs.append(out / "transfer_scratch")
+    commands[SCRATCH] = sweep(dirs[-1], target, transfer_jobs, reuse)
+    for algo in ALGOS:
+        sources = [run.path for run in load_results([out / f"hopper_{algo}"]).runs
+                   if run.status == "completed" and run.config["seed"] < SOURCE_SEEDS]  # fmt: skip
+        trunks = ",".join(f"'{path}'" for path in sorted(sources))  # quoted: job dirs hold '='
+        dirs.append(out / f"transfer_{algo}")
+        commands[f"transfer_{algo}"] = sweep(
+            dirs[-1], [*target, f"algo.trunk_from={trunks}", "algo.freeze_trunk=true,false"], transfer_jobs, reuse
+        )
+    return commands, dirs
+
+
+def hopper_part(options: Options) -> str:
+    """Run (or reuse) the sweeps of (ii) and (iii), write their data files, claims and figures into
+    ``options.out``, and return report.md's text."""
+    out, scale = options.out, options.scale
+    budget = options.hopper_budget or "reduced"
+    rounds = {part: scaled(value, scale) for part, value in HOPPER_BUDGETS[budget].items()}
+    commands, dirs = _sweeps(options, rounds)
+    main_dirs, transfer_dirs = dirs[: len(ALGOS)], dirs[len(ALGOS) :]
+    evaluations = evaluation_rows(main_dirs)
+    evaluations.to_csv(out / "hopper_evaluations.csv", index=False)
+    transfer = evaluation_rows(transfer_dirs, transfer_columns).astype({"source_seed": "Int64"})
+    transfer.to_csv(out / "transfer_evaluations.csv", index=False)
+    main, moved = hopper_analysis(evaluations), transfer_analysis(transfer)
+    make_plots(load_results(main_dirs), out / "hopper_plots", metric="eval_return_mean", x="samples_per_agent")
+    if len(transfer):
+        transfer_figure(transfer, out / "transfer.png")
+    source_maps = set(evaluations.loc[evaluations.seed < SOURCE_SEEDS, "map"])
+    new_map = transfer["map"].iloc[0] if len(transfer) else ""
+    claims = main["claims"] + moved["claims"]
+    checks = main["checks"] + [("Premise: the new agent's map is none of the source runs' agents' maps",
+                                new_map not in source_maps, f"map {new_map}")]  # fmt: skip
+    claims_table([("paper", claims), ("check", checks), ("secondary", moved["secondary"])]).to_csv(
+        out / "hopper_claims.csv", index=False
     )
-    transfer = pd.concat([final_evaluations(out / "transfer_scratch"), final_evaluations(out / "transfer_trunk")])
-    transfer[["trunk", "seed", "eval_return", "samples_per_agent"]].sort_values(["trunk", "seed"]).to_csv(
-        out / "transfer_final.csv", index=False
-    )
-    by_trunk, curve_by_trunk_table = seed_summary(transfer, "trunk"), seed_summary(transfer, "trunk", "curve_mean")
-    make_plots(
-        load_results([out / "transfer_scratch", out / "transfer_trunk"]),
-        out / "transfer_plots",
-        metric="eval_return_mean",
-        x="samples_per_agent",
-    )
-    final_by_trunk, curve_by_trunk = seed_means(transfer, "trunk"), seed_means(transfer, "trunk", "curve_mean")
-    transfer_found = []
-    for kind in ("frozen", "trainable"):
-        transfer_found.append(
-            beats(f"a new agent from the {kind} trunk beats scratch at the end of the budget",
-                  final_by_trunk[kind], final_by_trunk["scratch"])
-        )  # fmt: skip
-        transfer_found.append(
-            beats(f"… and over the whole learning curve (mean of its evaluations), {kind} trunk",
-                  curve_by_trunk[kind], curve_by_trunk["scratch"])
-        )  # fmt: skip
-    minutes = sweeps_wall_minutes([out / name for name in ("hopper", "ablation", "transfer_scratch", "transfer_trunk")])
-    found = hopper_found + transfer_found
-    total_steps = sum(
-        int(pd.read_csv(run.path / "metrics.csv")["samples"].iloc[-1])
-        for name in ("hopper", "ablation", "transfer_scratch", "transfer_trunk")
-        for run in load_results([out / name]).runs
-    )
-    steps = int(evaluations["samples_per_agent"].max())
-    where = f"`backend=ray workers={workers}` per run" if workers > 1 else "`backend=local`, one run per core"
-    text = f"""# Federated subspace actor-critic on Hopper-v5, reproduced with fedrl
+    steps = rounds["main"] * ROUND_STEPS
+    sources = ", ".join(map(str, sorted(transfer["source_seed"].dropna().unique()))) if len(transfer) else "–"
+    targets = transfer["seed"].nunique() if len(transfer) else 0
+    minutes = sweeps_wall_minutes(dirs)
+    listing = "\n".join(f"`{command}`" for command in commands.values())
+    return f"""# Federated subspace actor-critic on Hopper-v5: gains over Single PPO and FedAvg PPO, and transfer
 
-{sum(h for _, h, _ in found)} of {len(found)} claims held (a claim holds when the 95% interval of the
-difference lies above 0: Welch's t below 10 seeds a side, a bootstrap from 10 on; the exact permutation test's
-p-value beside it). Wall time of the sweeps {minutes:.0f} min on this machine ({os.cpu_count()} cores,
-{where}; sweeps that overlapped are counted once): {total_steps / 1e6:.1f}M environment steps,
-{total_steps / (minutes * 60):,.0f} steps/s over the machine; steps/s per run (4 agents, sharing the cores with
-the other runs): {", ".join(f"{a} {v:,.0f}" for a, v in speed.items())}.
-Data: [hopper_final.csv](hopper_final.csv), [transfer_final.csv](transfer_final.csv). The linear form on tabular
-MDPs is reproduced in [tabular.md](tabular.md).{scale_note(scale)}
+{sum(h for _, h, _ in claims)} of {len(claims)} of the abstract's Hopper claims held (a claim holds when the paired
+95% t interval of the difference lies above 0; the exact permutation test's p-value beside it).{scale_note(scale)}
+Data: [hopper_evaluations.csv](hopper_evaluations.csv) and [transfer_evaluations.csv](transfer_evaluations.csv)
+(every evaluation of every agent), claims in [hopper_claims.csv](hopper_claims.csv). Wall time of the sweeps
+{minutes:.0f} min on {os.cpu_count()} cores.
 
-## (ii) Deep form on Hopper-v5 with signed-permutation action maps
+{claims_markdown(claims)}
 
-`{hopper_command}`
+{claims_markdown(checks, "check (not counted)")}
 
-4 agents (agent 0 keeps the identity map), {seeds} seeds, {steps:,} environment steps per agent ({budget} budget;
-CleanRL's is 1M). `fedsubspace_ac` shares the actor's and critic's hidden layers; heads, log-std, Adam moments
-and normalisation stay personal; `fedavg_ppo` averages everything; `single_ppo` shares nothing.
+## (ii) Gains over Single PPO and FedAvg PPO
 
-{claims_markdown(hopper_found)}
+4 agents with distinct signed-permutation maps drawn from each seed (agent 0 the identity; every algorithm of a
+seed has the same maps), {main["rows"]["seed"].nunique()} paired seeds, {steps:,} environment steps per agent
+({budget} budget; CleanRL's is 1M). A run's score: the mean over its agents of each agent's last 3 evaluations
+(10 episodes each, deterministic policy, the agent's own map); curve area: the mean of all its evaluations (every
+{4 * ROUND_STEPS:,} steps). Norms: Frobenius norms of the hidden layers' weights at the end, mean over agents and
+seeds. Intervals of the means by the statistics rule (t below 10 seeds, bootstrap from 10 on).
 
-Final evaluation return (deterministic policy, each agent on its own environment, 5 episodes), per seed the mean
-over the 4 agents:
+{markdown(main["summary"])}
 
-{markdown(by_algo)}
+Paired differences (per-seed scores; paired t interval, exact sign-flip permutation p):
 
-Mean of the evaluations over the whole run (the area under the learning curve: how fast each learns):
+{markdown(main["differences"])}
 
-{markdown(by_algo_curve)}
+Per agent against single_ppo's agents pooled (interchangeable, as they share nothing): Welch t interval over
+seeds, Monte-Carlo permutation p.
 
-Per agent (mean over seeds; the difference's 95% interval is over seeds, by the rule above):
+{markdown(main["per_agent"])}
 
-{markdown(per_agent)}
+Aggregates over runs and agents (Agarwal et al. 2021: IQM and mean with stratified-bootstrap intervals):
 
-Where it holds and where not: `fedsubspace_ac` is ahead of `single_ppo` for agent(s) {ahead} and
-behind for agent(s) {behind} (95% intervals). `fedavg_ppo`, which shares everything, reaches
-{", ".join(f"{table.loc[a, 'fedavg_ppo']:.0f}" for a in table.index)} on agents {", ".join(map(str, table.index))}:
-the agents on which one shared policy fails are the ones whose maps conflict with the others', and sharing the
-hidden layers still costs them part of their return while it helps the agent the shared trunk suits. The
-ablation below compares sharing both hidden stacks with sharing only the actor's or only the critic's.
+{_aggregates_text(main["aggregates"])}
 
-![evaluation return vs steps per agent, seed mean, 95% band over seeds](hopper_plots/convergence.png)
+![evaluation return vs steps per agent](hopper_plots/convergence.png)
 
-## What is shared: an ablation at {scaled(ABLATION_ROUNDS, scale) * 8192:,} steps per agent
+What fedsubspace_ac shares, and how it starts, is studied in [cause.md](cause.md).
 
-`{ablation_command}`
+## (iii) Transfer to a new agent with an unseen map
 
-{markdown(by_shared)}
+The new agent's map is drawn from seed {TARGET_MAP_SEED} without the identity; {rounds["transfer"] * ROUND_STEPS:,}
+steps. Trunks: the hidden layers of seeds {sources} of each algorithm of (ii) (fedsubspace_ac's shared layers;
+single_ppo's and fedavg_ppo's agent 0, the controls: trunks of the same budget without fedsubspace_ac's
+federation), frozen or trainable, {targets} target seeds each. Pairs: the same target seed and source seed
+(scratch: the same target seed); the paired t interval treats the source × target pairs as independent.
 
-![ablation](ablation_plots/convergence.png)
+{markdown(moved["summary"])}
 
-## (iii) Transfer to a new agent with an unseen action map
+{markdown(moved["differences"])}
 
-`{scratch_command}`
+{claims_markdown(moved["secondary"], "secondary (not counted)")}
 
-`{transfer_command}`
+![transfer: evaluation return vs steps](transfer.png)
 
-The trunk comes from the seed-0 `fedsubspace_ac` run of (ii); the new agent's map is drawn from seed 999;
-{transfer_seeds} seeds per setting. The
-budget ({rounds["transfer"] * 8192:,} steps) is one where scratch is still learning: the curves below show it.
-`curve_mean` is the mean of the agent's evaluations over the run (how fast it learns).
+## Commands
 
-{claims_markdown(transfer_found)}
-
-At the end of the budget:
-
-{markdown(by_trunk)}
-
-Over the learning curve:
-
-{markdown(curve_by_trunk_table)}
-
-![transfer: evaluation return vs steps, seed mean, 95% band over seeds](transfer_plots/convergence.png)
+{listing}
 """
-    return text
