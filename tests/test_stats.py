@@ -12,6 +12,7 @@ from scipy import stats as scipy_stats
 
 from fedrl_cli.stats import (
     MIN_BOOTSTRAP_SEEDS,
+    AnalysisError,
     difference,
     draws_estimate,
     interval_method,
@@ -19,6 +20,7 @@ from fedrl_cli.stats import (
     mean_estimate,
     permutation_p_value,
     slope_estimate,
+    t_difference,
     welch_interval,
     window_means,
 )
@@ -152,3 +154,17 @@ def test_mean_estimate_names_its_method() -> None:
     assert mean_estimate(np.arange(10.0)).method == "bootstrap"
     one = mean_estimate(np.array([4.0]))
     assert (one.point, one.low, one.high, one.method) == (4.0, 4.0, 4.0, "none")
+
+
+def test_t_difference_matches_scipy_at_any_number_of_seeds() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(1.0, 1.0, 12), rng.normal(0.0, 2.0, 12)
+    paired = t_difference(a, b, paired=True)  # 12 seeds: t, not the rule's bootstrap
+    interval = scipy_stats.ttest_rel(a, b).confidence_interval(0.95)
+    assert (paired.low, paired.high) == pytest.approx((interval.low, interval.high))
+    assert paired.method == "paired t" and paired.low < paired.point < paired.high
+    welch = t_difference(a, b[:7])
+    interval = scipy_stats.ttest_ind(a, b[:7], equal_var=False).confidence_interval(0.95)
+    assert (welch.low, welch.high) == pytest.approx((interval.low, interval.high))
+    with pytest.raises(AnalysisError, match="as many seeds"):
+        t_difference(a, b[:7], paired=True)
