@@ -9,11 +9,13 @@ their own (``..._2``); a new run never lands on another run's results unless ask
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import itertools
 import os
 import re
 import socket
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,8 +40,8 @@ def owner(directory: Path) -> str | None:
     if directory in _HELD:
         return None
     try:
-        descriptor = os.open(directory / LOCK_FILE, os.O_RDONLY)
-    except OSError:
+        descriptor = _open_lock(directory, os.O_RDONLY)
+    except (OSError, DirRefused):
         return None
     try:
         try:
@@ -57,6 +59,22 @@ def _describe(content: bytes) -> str:
     return f"pid {pid} on {host}" if pid.isdigit() and host else "a process that has not said which"
 
 
+def _open_lock(directory: Path, flags: int) -> int:
+    """The lock file's descriptor, never through a symbolic link and only for a regular file (a link could point
+    the lock's "pid host" line at any file; a FIFO would block); :class:`DirRefused` otherwise."""
+    path = directory / LOCK_FILE
+    try:
+        descriptor = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as error:
+        if error.errno != errno.ELOOP:
+            raise
+        raise DirRefused(f"{path} is a symbolic link: fedrl locks only a regular file of its own; remove it") from None
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise DirRefused(f"{path} is not a regular file: fedrl locks only a regular file of its own; remove it")
+    return descriptor
+
+
 def acquire(directory: Path) -> None:
     """Hold ``directory``'s lock until :func:`release` (or this process ends); :class:`DirRefused` naming the
     owner when a live process holds it. Re-entrant within this process."""
@@ -64,7 +82,7 @@ def acquire(directory: Path) -> None:
     if directory in _HELD:
         return
     try:
-        descriptor = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        descriptor = _open_lock(directory, os.O_RDWR | os.O_CREAT)
     except OSError as error:  # a dir fedrl cannot write: say which
         raise OSError(error.errno, error.strerror, str(directory)) from None
     try:

@@ -1,0 +1,30 @@
+"""Integrity against a hostile user (issue 23): a refused command changes nothing on disk; no file a run reads can
+run code, crash the interpreter or hang it; each case reproduced through the CLI where it is about the CLI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from conftest import fedrl
+from test_rundirs import one_error_line
+
+from fedrl_cli import rundir
+
+TINY = ("algo.rounds=3", "progress=false")
+
+
+def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    victim, run_dir = tmp_path / "victim", tmp_path / "run"
+    victim.write_text("precious\n")
+    run_dir.mkdir()
+    (run_dir / rundir.LOCK_FILE).symlink_to(victim)
+    line = one_error_line(fedrl("run", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path), 2)
+    assert "is a symbolic link" in line and victim.read_text() == "precious\n"
+    assert sorted(path.name for path in run_dir.iterdir()) == [rundir.LOCK_FILE]  # nothing written
+    fifo_dir = tmp_path / "fifo"
+    fifo_dir.mkdir()
+    os.mkfifo(fifo_dir / rundir.LOCK_FILE)
+    assert rundir.owner(fifo_dir) is None  # opening a FIFO to read would block: it is not opened as a lock
+    line = one_error_line(fedrl("run", *TINY, f"hydra.run.dir={fifo_dir}", cwd=tmp_path), 2)
+    assert "is not a regular file" in line
