@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from fedrl_cli.runs import Run, find_run_dirs, read_run
+from fedrl_cli.runs import Run, find_run_dirs, read_regular, read_run
 
 # short column names for the config keys sweeps vary most
 ALIASES = {
@@ -137,7 +137,7 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
 def _csv_rows(path: Path) -> tuple[list[list[str]], str]:
     """The rows of ``path`` (header first) and its text; :class:`Unreadable` when it is missing, empty or not text."""
     try:
-        data = path.read_bytes()
+        data = read_regular(path)
     except OSError as error:
         raise Unreadable(f"{path.name} cannot be read ({error.strerror or error})") from None
     if not data:

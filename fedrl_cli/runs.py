@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,10 +34,23 @@ def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     return sorted(found)
 
 
-def read_summary(run_dir: Path) -> dict[str, Any] | None:
-    """``run_dir/summary.json`` as a dict; None when it is missing or not valid JSON."""
+def read_regular(path: Path) -> bytes:
+    """The bytes of ``path`` when it is a regular file (links followed); :class:`OSError` for anything else, which
+    is never read: a FIFO would block, a device might never end."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     try:
-        return json.loads((run_dir / "summary.json").read_text())
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        with os.fdopen(os.dup(descriptor), "rb") as handle:
+            return handle.read()
+    finally:
+        os.close(descriptor)
+
+
+def read_summary(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir/summary.json`` as a dict; None when it is missing, not a regular file or not valid JSON."""
+    try:
+        return json.loads(read_regular(run_dir / "summary.json"))
     except (OSError, ValueError):
         return None
 
@@ -44,7 +60,7 @@ def read_run(path: Path) -> Run:
     missing, not valid JSON or not a JSON object."""
     summary = read_summary(path)
     if summary is None:
-        return Run(path, "unreadable", "summary.json is missing or not valid JSON", {})
+        return Run(path, "unreadable", "summary.json is missing, not a regular file or not valid JSON", {})
     if not isinstance(summary, dict):
         held = JSON_TYPES.get(type(summary), type(summary).__name__)
         return Run(path, "unreadable", f"summary.json is not a JSON object (it holds {held})", {})

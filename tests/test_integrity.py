@@ -28,3 +28,17 @@ def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_and_its_target_untouche
     assert rundir.owner(fifo_dir) is None  # opening a FIFO to read would block: it is not opened as a lock
     line = one_error_line(fedrl("run", *TINY, f"hydra.run.dir={fifo_dir}", cwd=tmp_path), 2)
     assert "is not a regular file" in line
+
+
+def test_plot_reads_only_regular_files_so_a_fifo_cannot_hang_it(tmp_path: Path) -> None:
+    for name in ("good", "fifo_metrics"):
+        assert fedrl("run", *TINY, f"hydra.run.dir={tmp_path / 'runs' / name}", cwd=tmp_path).returncode == 0
+    (tmp_path / "runs" / "fifo_metrics" / "metrics.csv").unlink()
+    os.mkfifo(tmp_path / "runs" / "fifo_metrics" / "metrics.csv")
+    (tmp_path / "runs" / "fifo_summary").mkdir()
+    os.mkfifo(tmp_path / "runs" / "fifo_summary" / "summary.json")
+    result = fedrl("plot", str(tmp_path / "runs"), "--out", str(tmp_path / "plots"), cwd=tmp_path, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "fifo_metrics: metrics.csv cannot be read (not a regular file)" in result.stdout
+    assert "fifo_summary: summary.json is missing, not a regular file or not valid JSON" in result.stdout
+    assert "1 runs plotted" in result.stdout
