@@ -253,13 +253,20 @@ def _check_trunk_source(path: str) -> None:
     summary = read_summary(Path(path))
     if summary is None:
         raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}")
-    config = summary.get("config") or {}
-    source = (config.get("algo", {}).get("name"), config.get("env", {}).get("name"), summary.get("status"))
+    config = summary.get("config") if isinstance(summary.get("config"), dict) else {}
+    algo, env = (config.get(key) if isinstance(config.get(key), dict) else {} for key in ("algo", "env"))
+    source = (algo.get("name"), env.get("name"), summary.get("status"))
     usable = source[0] in TRUNK_SOURCES and source[1:] == ("hopper", "completed")
     if not usable or not (Path(path) / "model.pt").is_file():
         raise ConfigError(
             f"algo.trunk_from={path} is not allowed: it holds a {source[2]} {source[0]} run on {source[1]}; {allowed}"
         )
+    from fedrl_cli.algos.trunk import read_trunk  # torch, only for transfer runs
+
+    try:
+        read_trunk(Path(path), HOPPER_OBSERVATIONS, HOPPER_ACTIONS)
+    except ValueError as error:
+        raise ConfigError(f"algo.trunk_from={path} is not allowed: {error}; {allowed}") from None
 
 
 def _check_tabular_family(env: Mapping[str, Any], n_agents: int) -> None:
@@ -316,7 +323,7 @@ def _check_optimum_start(env: Mapping[str, Any], algo: Mapping[str, Any]) -> Non
         )
 
 
-HOPPER_ACTIONS = 3  # Hopper-v5's actuators
+HOPPER_ACTIONS, HOPPER_OBSERVATIONS = 3, 11  # Hopper-v5's actuators and observation size
 
 
 def distinct_maps(kind: str, action_dim: int) -> int | None:

@@ -167,11 +167,13 @@ class HopperExperiment:
         from fedrl_cli.algos.ppo import server_parameters
         from fedrl_cli.algos.single_ppo import SinglePPO
         from fedrl_cli.algos.trunk import read_trunk
+        from fedrl_cli.config import HOPPER_ACTIONS, HOPPER_OBSERVATIONS
         from fedrl_cli.workers import ShardedAgents
 
         algo, n_agents = cfg["algo"], cfg["n_agents"]
         self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
-        trunk = read_trunk(Path(algo["trunk_from"])) if algo["trunk_from"] else None
+        source = Path(algo["trunk_from"]) if algo["trunk_from"] else None
+        trunk = read_trunk(source, HOPPER_OBSERVATIONS, HOPPER_ACTIONS) if source else None
         self.agents = ShardedAgents(cfg, trunk)
         if trunk:
             state = "frozen" if algo["freeze_trunk"] else "trainable"

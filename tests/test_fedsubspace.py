@@ -170,7 +170,7 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
         for name, p in load_model(source / "model.pt")[0].named_parameters()
         if in_layers(name, TRUNK)
     }
-    read = read_trunk(source)
+    read = read_trunk(source, 11, 3)
     assert sorted(read) == sorted(trunk)
     ppo = tiny_ppo(2)
     apply_trunk(ppo.model, read, freeze=True)
@@ -203,7 +203,7 @@ def test_transfer_loads_the_trunk_exactly_and_a_frozen_trunk_stays(tmp_path: Pat
     summary = json.loads((new_agent / "summary.json").read_text())
     assert summary["config"]["algo"]["trunk_from"] == str(source) and summary["status"] == "completed"
     # a control trunk: a single_ppo run's agent 0 hidden layers (this transfer run is one)
-    control = read_trunk(new_agent)
+    control = read_trunk(new_agent, 11, 3)
     assert sorted(control) == sorted(f"{layer}.{kind}" for layer in TRUNK for kind in ("weight", "bias"))
     for name, parameter in load_model(new_agent / "model.pt")[0].named_parameters():
         if name in control:

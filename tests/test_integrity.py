@@ -3,6 +3,7 @@ run code, crash the interpreter or hang it; each case reproduced through the CLI
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -42,3 +43,38 @@ def test_plot_reads_only_regular_files_so_a_fifo_cannot_hang_it(tmp_path: Path) 
     assert "fifo_metrics: metrics.csv cannot be read (not a regular file)" in result.stdout
     assert "fifo_summary: summary.json is missing, not a regular file or not valid JSON" in result.stdout
     assert "1 runs plotted" in result.stdout
+
+
+def source_run(path: Path, model_bytes: bytes | None = None, obs_dim: int = 11, config: dict | None = None) -> Path:
+    """A completed fedsubspace_ac hopper run's dir as a transfer source: its summary and a model.pt (``model_bytes``
+    as they are, or a model of ``obs_dim`` inputs saved with ``config``)."""
+    import numpy as np
+
+    from fedrl_cli.algos.ppo import ActorCritic, save_model
+    from fedrl_cli.envs.hopper import RunningMoments
+
+    layers = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
+    run = {"algo": {"name": "fedsubspace_ac", "shared_layers": layers}, "env": {"name": "hopper"}, "n_agents": 2}
+    path.mkdir()
+    (path / "summary.json").write_text(json.dumps({"status": "completed", "config": run}))
+    if model_bytes is not None:
+        (path / "model.pt").write_bytes(model_bytes)
+    else:
+        model, moments = ActorCritic(2, obs_dim, 3), RunningMoments.start(2, (obs_dim,))
+        save_model(path / "model.pt", model, moments, np.stack([np.eye(3)] * 2), run if config is None else config)
+    return path
+
+
+def test_a_damaged_trunk_source_is_bad_input_and_no_run_starts(tmp_path: Path) -> None:
+    cases = {
+        "garbage": (source_run(tmp_path / "garbage", b"not a model"), "is not a model this fedrl can read"),
+        "wider": (source_run(tmp_path / "wider", obs_dim=12), "holds layer critic.0.weight of shape (12, 64)"),
+        "unnamed": (source_run(tmp_path / "unnamed", config={"n_agents": 2}), "does not say which PPO algorithm"),
+    }
+    for name, (source, expected) in cases.items():
+        target = tmp_path / f"new_{name}"
+        result = fedrl("run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={source}", "progress=false",
+                       f"hydra.run.dir={target}", cwd=tmp_path)  # fmt: skip
+        line = one_error_line(result, 2)
+        assert line.startswith(f"fedrl: error: algo.trunk_from={source} is not allowed: ") and expected in line, line
+        assert not (target / "metrics.csv").exists()

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from fedrl_cli.algos.ppo import load_model
+from fedrl_cli.algos.ppo import ActorCritic, load_model
 
 
 def in_layers(name: str, layers: list[str]) -> bool:
@@ -21,14 +21,23 @@ def in_layers(name: str, layers: list[str]) -> bool:
 HIDDEN_LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
 
-def read_trunk(run_dir: Path) -> dict[str, torch.Tensor]:
+def read_trunk(run_dir: Path, obs_dim: int, action_dim: int) -> dict[str, torch.Tensor]:
     """The trunk of the PPO run in ``run_dir``: parameter name → agent 0's values (leading axis 1). From a
     fedsubspace_ac run its shared layers (identical across its agents); from a single_ppo or fedavg_ppo run, a
-    control, its hidden layers (:data:`HIDDEN_LAYERS`)."""
+    control, its hidden layers (:data:`HIDDEN_LAYERS`). :class:`ValueError` in one line when model.pt cannot be
+    read, names no such layers, or holds layers of another shape than an ``obs_dim`` → ``action_dim`` agent's."""
     source, _, _, config = load_model(run_dir / "model.pt")
-    algo = config["algo"]
-    layers = algo["shared_layers"] if algo["name"] == "fedsubspace_ac" else HIDDEN_LAYERS
-    return {name: p.detach()[:1].clone() for name, p in source.named_parameters() if in_layers(name, layers)}
+    algo = config.get("algo") if isinstance(config, dict) else None
+    if not isinstance(algo, dict) or algo.get("name") not in ("fedsubspace_ac", "single_ppo", "fedavg_ppo"):
+        raise ValueError(f"{run_dir / 'model.pt'} does not say which PPO algorithm made it")
+    layers = algo.get("shared_layers") if algo["name"] == "fedsubspace_ac" else HIDDEN_LAYERS
+    expected = {name: p.shape[1:] for name, p in ActorCritic(1, obs_dim, action_dim).named_parameters()}
+    trunk = {name: p.detach()[:1].clone() for name, p in source.named_parameters() if in_layers(name, layers or [])}
+    wrong = [name for name, value in trunk.items() if value.shape[1:] != expected[name]]
+    if not trunk or wrong:
+        what = f"layer {wrong[0]} of shape {tuple(trunk[wrong[0]].shape[1:])}" if wrong else "no trunk layers"
+        raise ValueError(f"{run_dir / 'model.pt'} holds {what} (the new agents have {obs_dim} inputs)")
+    return trunk
 
 
 def apply_trunk(model: nn.Module, trunk: dict[str, torch.Tensor], freeze: bool) -> None:
