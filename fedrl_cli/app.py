@@ -80,6 +80,7 @@ class RunDirs(Callback):
                 found = rundir.results_in(directory)
                 if found and not config.get("overwrite"):
                     rundir.refuse_results(directory, "hydra.run.dir", f"another run's results ({', '.join(found)})")
+                checked_config(config)  # bad input is refused before Hydra writes into the dir (an older run's)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.runtime.output_dir))
@@ -107,7 +108,7 @@ class RunDirs(Callback):
 def _escalated() -> Iterator[None]:
     try:
         yield
-    except (DirRefused, OSError) as error:
+    except (ConfigError, OSError) as error:
         raise Escalated(error) from None
 
 
@@ -184,13 +185,28 @@ def run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool = False, resum
         return _run_experiment(cfg, run_dir, in_sweep, resume)
 
 
+def checked_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
+    """``cfg`` as a plain dict (Hydra's own settings left out), validated: :class:`ConfigError` in one line for a
+    bad value or an interpolation that cannot resolve."""
+    try:
+        config = {
+            key: OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
+            for key, value in (cfg.items() if isinstance(cfg, dict) else cfg.items_ex(resolve=False))
+            if key != "hydra"
+        }
+        validate(config)
+    except ConfigError:
+        raise
+    except Exception as error:
+        raise ConfigError(_first_line(error)) from error
+    return config
+
+
 def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool) -> dict[str, Any]:
     previous = read_summary(run_dir) if resume else None
     if previous is not None and previous.get("status") == "completed":
         log.info("fedrl: %s already completed; nothing to resume", run_dir)
         return previous.get("final") or {}
-    if not resume:
-        rundir.clear_results(run_dir)
     started, clock = _now(), time.perf_counter()
     summary: dict[str, Any] = {
         "status": "running",
@@ -213,13 +229,15 @@ def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool
         try:
             config = _saved_config(cfg, run_dir, previous) if resume else OmegaConf.to_container(cfg, resolve=True)
             summary["config"] = config
-            validate(config)
+            checked_config(config)
             resumed = checkpoint.read_header(run_dir) if previous is not None else None
         except OSError:
             raise
         except Exception as error:  # a bad value, an interpolation that cannot resolve, an unusable checkpoint
             message = str(error) if isinstance(error, ConfigError | ResumeError) else _first_line(error)
             raise ConfigError(message) from error
+        if not resume:  # an earlier run's results, replaced (overwrite=true) once the new config is known good
+            rundir.clear_results(run_dir)
         if previous is not None:
             resumed_at = {"at": started, "from_round": resumed and resumed.round}
             summary["resumed"] = [*previous.get("resumed", []), resumed_at]

@@ -151,19 +151,26 @@ def environment_versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The commit of the fedrl source tree, when it is a git checkout (``+dirty`` with local changes)."""
+    """The commit of the fedrl source tree, when it is a git checkout (``+dirty`` with local changes). git runs with
+    an environment of its own (PATH only, no system or global config, no fsmonitor), so that nothing a run's config
+    puts into the environment (``hydra.job.env_set``) can make it run a command."""
     source = Path(__file__).resolve().parent
+    environment = {
+        "PATH": os.environ.get("PATH", os.defpath),
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+    }
+    git = ["git", "-c", "core.fsmonitor=false", "-C", str(source)]
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(source), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
+        commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, env=environment)
         if commit.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "-C", str(source), "status", "--porcelain", "--untracked-files=no"],
+            [*git, "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=5,
+            env=environment,
         )
     except (OSError, subprocess.SubprocessError):
         return None

@@ -14,6 +14,8 @@ Nothing is launched when the path cannot be resumed: :class:`ResumeError` says w
 from __future__ import annotations
 
 import math
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,23 +23,53 @@ from omegaconf import OmegaConf
 
 from fedrl_cli import checkpoint, rundir
 from fedrl_cli.app import RESUME_ENV
-from fedrl_cli.config import PLACEMENT_KEYS
-from fedrl_cli.errors import ResumeError
+from fedrl_cli.config import PLACEMENT_KEYS, validate
+from fedrl_cli.errors import ConfigError, ResumeError
 from fedrl_cli.rundir import quoted
-from fedrl_cli.runs import find_run_dirs, read_summary
+from fedrl_cli.runs import find_run_dirs, read_regular, read_summary
 
 RESUME_OVERRIDE = f"++hydra.job.env_set.{RESUME_ENV}='1'"
 # Hydra overrides of the original command that resume sets itself
 _REPLACED = ("hydra.run.dir=", "hydra.sweep.dir=", "hydra.mode=", f"++hydra.job.env_set.{RESUME_ENV}=")
 
 
-def _listed(overrides: Any) -> list[str]:
-    """Saved overrides as written: not resolved (the job dir names hold interpolations such as ``${n_agents}``)."""
-    return list(OmegaConf.to_container(overrides, resolve=False))
+# the only Hydra settings a resume replays from the saved command: the launcher and its plain settings (a key
+# starting with "_", such as _target_, would make Hydra instantiate anything) and the sweep's job dir names
+_REPLAYED_HYDRA = re.compile(r"[+~]*(hydra/launcher=|hydra\.launcher\.(?!_)[\w.]+=|hydra\.sweep\.subdir=)")
 
 
-def _kept(hydra_overrides: list[str]) -> list[str]:
-    return [override for override in hydra_overrides if not override.startswith(_REPLACED)]
+def _saved_overrides(path: Path, *keys: str) -> list[str]:
+    """The overrides saved in the YAML file ``path`` under ``keys`` (none: the file is the list), as written: not
+    resolved (the job dir names hold interpolations such as ``${n_agents}``). :class:`ResumeError` in one line when
+    the file is missing, not a regular file, not YAML or holds no such list of strings."""
+    try:
+        node = OmegaConf.create(read_regular(path).decode())
+        for key in keys:
+            node = node[key]
+        listed = OmegaConf.to_container(node, resolve=False)
+    except Exception as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise ResumeError(f"{path} cannot be read as fedrl wrote it ({reason}): restore it, or start again") from None
+    if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
+        where = ".".join(keys) or "the file"
+        raise ResumeError(f"{path} cannot be read as fedrl wrote it ({where} is not a list of overrides)")
+    return listed
+
+
+def _replayed(task: list[str], hydra: list[str], source: Path) -> tuple[list[str], list[str]]:
+    """The saved command's overrides that a resume replays: fedrl's own config keys, and of Hydra's settings only
+    the launcher's and the job dir names (:data:`_REPLAYED_HYDRA`). Anything else in the saved files (say
+    ``hydra.job.env_set``, which sets the job's environment) is left out, with a warning naming it."""
+    own = [o for o in task if not o.lstrip("+~").startswith("hydra")]
+    settings = [o for o in hydra if _REPLAYED_HYDRA.match(o) and not o.startswith(_REPLACED)]
+    left_out = [o for o in [*task, *hydra] if o not in own and o not in settings and not o.startswith(_REPLACED)]
+    if left_out:
+        print(
+            f"fedrl: warning: resume leaves out {', '.join(left_out)} from {source} (it replays only fedrl's config "
+            "keys and the launcher's settings)",
+            file=sys.stderr,
+        )
+    return own, settings
 
 
 def _refuse_if_written(directory: Path) -> None:
@@ -68,10 +100,36 @@ def _check_job(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _sweep_size(multirun: Any) -> int | None:
+def _placement(extra: list[str]) -> dict[str, Any]:
+    """The keys of where a run computes that ``extra`` changes, with their values."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides([o for o in extra if not o.startswith("-")])
+    return {o.get_key_element().lstrip("+~"): o.value() for o in parsed if o.get_key_element().lstrip("+~") in
+            PLACEMENT_KEYS}  # fmt: skip
+
+
+def _check_placement(run_dir: Path, summary: dict[str, Any], changes: dict[str, Any]) -> None:
+    """:class:`ResumeError` when the run in ``run_dir`` cannot compute where ``changes`` say (``backend=ray`` for a
+    tabular run, more workers than agents): refused before anything is launched, so the run dir stays as it is."""
+    config = summary.get("config")
+    if not changes or not isinstance(config, dict):
+        return
+    try:
+        validate(config)
+    except ConfigError:
+        return  # the saved config itself does not pass (a newer config tree): the job says why
+    try:
+        validate({**config, **changes})
+    except ConfigError as error:
+        raise ResumeError(f"{error} (resuming {run_dir}, which is left as it was)") from None
+
+
+def _sweep_size(multirun: Path, task: list[str]) -> int | None:
     """How many jobs the sweep has: the product of its sweep overrides' lengths (None if that cannot be told)."""
     try:
-        parsed = rundir.sweep_overrides(multirun.hydra.sweeper.get("params"), _listed(multirun.hydra.overrides.task))
+        params = OmegaConf.create(read_regular(multirun).decode()).hydra.sweeper.get("params")
+        parsed = rundir.sweep_overrides(params, task)
         return math.prod(len(list(o.sweep_iterator())) if o.is_sweep_override() else 1 for o in parsed.values())
     except Exception:
         return None
@@ -86,6 +144,10 @@ def plan(path: Path, extra: list[str]) -> list[str]:
                 f"{override}: fedrl resume needs no -m; it resumes a sweep when given the sweep dir "
                 "(the folder that holds multirun.yaml), a run when given the run dir"
             )
+        if override.lstrip("+~").startswith("hydra.mode="):
+            raise ResumeError(
+                f"{override}: fedrl resume sets the mode itself: a sweep dir resumes as a sweep, a run dir as a run"
+            )
         if override.lstrip("+~").startswith(("hydra.run.dir=", "hydra.sweep.dir=")):
             raise ResumeError(
                 f"{override}: a run resumes in its own dir; to continue it elsewhere, copy the dir and resume the copy"
@@ -98,11 +160,21 @@ def plan(path: Path, extra: list[str]) -> list[str]:
     path = path.resolve()
     if (path / "multirun.yaml").is_file():
         _refuse_if_written(path)
-        multirun = OmegaConf.load(path / "multirun.yaml")
-        statuses = [_check_job(run_dir).get("status") for run_dir in find_run_dirs([path])]
-        if statuses and all(status == "completed" for status in statuses) and len(statuses) == _sweep_size(multirun):
+        multirun = path / "multirun.yaml"
+        task = _saved_overrides(multirun, "hydra", "overrides", "task")
+        hydra = _saved_overrides(multirun, "hydra", "overrides", "hydra")
+        summaries = {run_dir: _check_job(run_dir) for run_dir in find_run_dirs([path])}
+        for run_dir, summary in summaries.items():
+            if summary.get("status") != "completed":
+                _check_placement(run_dir, summary, _placement(extra))
+        statuses = [summary.get("status") for summary in summaries.values()]
+        if (
+            statuses
+            and all(status == "completed" for status in statuses)
+            and len(statuses) == _sweep_size(multirun, task)
+        ):
             raise ResumeError(f"all {len(statuses)} jobs of the sweep {path} completed: nothing to resume")
-        task, hydra = _listed(multirun.hydra.overrides.task), _kept(_listed(multirun.hydra.overrides.hydra))
+        task, hydra = _replayed(task, hydra, multirun)
         return ["-m", *task, *hydra, f"hydra.sweep.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if (path / "summary.json").is_file():
         summary = _check_job(path)
@@ -111,10 +183,13 @@ def plan(path: Path, extra: list[str]) -> list[str]:
             raise ResumeError(f"{path} completed {rounds} rounds: nothing to resume")
         if summary.get("error_type") == "bad_input":
             raise ResumeError(f"{path} failed on bad input ({summary.get('error')}): fix it and start a new run")
+        _check_placement(path, summary, _placement(extra))
         if not (path / ".hydra" / "overrides.yaml").is_file():
             raise ResumeError(f"{path} has no .hydra/overrides.yaml: it was not made by `fedrl run`")
-        task = _listed(OmegaConf.load(path / ".hydra" / "overrides.yaml"))
-        hydra = _kept(_listed(OmegaConf.load(path / ".hydra" / "hydra.yaml").hydra.overrides.hydra))
+        saved = path / ".hydra"
+        task = _saved_overrides(saved / "overrides.yaml")
+        hydra = _saved_overrides(saved / "hydra.yaml", "hydra", "overrides", "hydra")
+        task, hydra = _replayed(task, hydra, saved)
         return [*task, *hydra, f"hydra.run.dir={quoted(path)}", RESUME_OVERRIDE, *extra]
     if not path.is_dir():
         raise ResumeError(f"{path}: no such directory")

@@ -7,10 +7,13 @@ import json
 import os
 from pathlib import Path
 
-from conftest import fedrl
+import pytest
+from conftest import compose_config, fedrl
+from test_resume import mark_killed, run_keeping_checkpoint
 from test_rundirs import one_error_line
 
-from fedrl_cli import rundir
+from fedrl_cli import resume, rundir
+from fedrl_cli.errors import ResumeError
 
 TINY = ("algo.rounds=3", "progress=false")
 
@@ -78,3 +81,72 @@ def test_a_damaged_trunk_source_is_bad_input_and_no_run_starts(tmp_path: Path) -
         line = one_error_line(result, 2)
         assert line.startswith(f"fedrl: error: algo.trunk_from={source} is not allowed: ") and expected in line, line
         assert not (target / "metrics.csv").exists()
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    """Every file under ``directory`` (its lock file aside: a refused process holds it a moment)."""
+    return {
+        str(path.relative_to(directory)): path.read_bytes()
+        for path in sorted(directory.rglob("*"))
+        if path.is_file() and path.name != rundir.LOCK_FILE
+    }
+
+
+def test_a_refused_resume_or_overwrite_leaves_the_run_dir_untouched(tmp_path: Path) -> None:
+    run_dir = run_keeping_checkpoint(tmp_path, "run", "n_agents=2", "algo.rounds=4", "checkpoint_every=2", *TINY[1:])
+    mark_killed(run_dir)
+    before = tree(run_dir)
+    for placement in (("backend=ray",), ("backend=ray", "workers=2")):  # tabular runs compute in one process
+        line = one_error_line(fedrl("resume", str(run_dir), *placement, cwd=tmp_path), 2)
+        assert f"(resuming {run_dir}, which is left as it was)" in line, line
+        assert tree(run_dir) == before
+    for bad in ("env.gamma=1.5", "algo.rounds=${nope}"):  # a new run over it: refused before Hydra writes
+        line = one_error_line(fedrl("run", *TINY, bad, "++overwrite=true", f"hydra.run.dir={run_dir}", cwd=tmp_path), 2)
+        assert line.startswith(("fedrl: error: env.gamma=1.5 is not allowed", "fedrl: error: algo.rounds: ")), line
+        assert tree(run_dir) == before
+    resumed = fedrl("resume", str(run_dir), cwd=tmp_path)  # the run still resumes
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_resume_refuses_more_workers_than_a_hopper_run_has_agents(tmp_path: Path) -> None:
+    config = compose_config("algo=fedavg_ppo", "env=hopper", "n_agents=2")
+    resume._check_placement(tmp_path, {"config": config}, resume._placement(["backend=ray", "workers=2"]))
+    with pytest.raises(ResumeError, match=r"^workers=3 .*\(resuming .*, which is left as it was\)$"):
+        resume._check_placement(tmp_path, {"config": config}, resume._placement(["backend=ray", "workers=3"]))
+
+
+def test_resume_replays_only_fedrls_keys_so_saved_overrides_cannot_run_a_command(tmp_path: Path) -> None:
+    run_dir = run_keeping_checkpoint(tmp_path, "run", "n_agents=2", "algo.rounds=4", "checkpoint_every=2", *TINY[1:])
+    mark_killed(run_dir)
+    marker = tmp_path / "ran"
+    injected = [
+        "++hydra.job.env_set.GIT_CONFIG_COUNT=1",
+        "++hydra.job.env_set.GIT_CONFIG_KEY_0=core.fsmonitor",
+        f"++hydra.job.env_set.GIT_CONFIG_VALUE_0='touch {marker}; false'",
+    ]
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    overrides.write_text(overrides.read_text() + "".join(f"- {json.dumps(o)}\n" for o in injected))
+    for extra in (["hydra.mode=MULTIRUN"], ["++hydra.mode=MULTIRUN"]):  # resume sets the mode itself
+        line = one_error_line(fedrl("resume", str(run_dir), *extra, cwd=tmp_path), 2)
+        assert "fedrl resume sets the mode itself" in line, line
+    result = fedrl("resume", str(run_dir), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resume leaves out ++hydra.job.env_set.GIT_CONFIG_COUNT=1" in result.stderr
+    assert not marker.exists()
+    assert json.loads((run_dir / "summary.json").read_text())["status"] == "completed"
+
+
+def test_unreadable_hydra_files_stop_resume_in_one_line(tmp_path: Path) -> None:
+    run_dir = run_keeping_checkpoint(tmp_path, "run", "n_agents=2", "algo.rounds=2", "checkpoint_every=1", *TINY[1:])
+    mark_killed(run_dir)
+    hydra = run_dir / ".hydra" / "hydra.yaml"
+    for content in (b"", b"hydra: [", b"hydra: {overrides: {hydra: 3}}", b"\xff\xfe"):
+        hydra.write_bytes(content)
+        line = one_error_line(fedrl("resume", str(run_dir), cwd=tmp_path), 2)
+        assert line.startswith(f"fedrl: error: {hydra} cannot be read as fedrl wrote it"), line
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_bytes(b"")  # what a full disk leaves
+    line = one_error_line(fedrl("resume", str(sweep), cwd=tmp_path), 2)
+    assert line.startswith(f"fedrl: error: {sweep / 'multirun.yaml'} cannot be read as fedrl wrote it"), line
