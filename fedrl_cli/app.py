@@ -258,7 +258,15 @@ def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool
         show = config["progress"] and not in_sweep
         with RoundProgress(rounds, show, f"{algo}/{env}") as progress:
             final = run_rounds(
-                experiment, rounds, config["n_agents"], run_dir, progress, every, resumed, config["agent_metrics_every"]
+                experiment,
+                rounds,
+                config["n_agents"],
+                run_dir,
+                progress,
+                every,
+                resumed,
+                config["agent_metrics_every"],
+                config,
             )
         experiment.finish(run_dir)
         record(status="completed", final=final, finished=_now())

@@ -12,10 +12,12 @@ over the previous one, so at any moment the run dir holds one complete checkpoin
 from __future__ import annotations
 
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from fedrl_cli.errors import ResumeError
 from fedrl_cli.metrics import atomic_file
@@ -35,6 +37,7 @@ class Header:
     csv_bytes: dict[str, int]
     format: int = FORMAT
     fedrl: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # the run's config (empty in older checkpoints)
 
 
 def _version() -> str:
@@ -84,6 +87,18 @@ class _Refused(pickle.UnpicklingError):
     """The file names something a checkpoint never holds."""
 
 
+PLAIN_KINDS = "biuf"  # booleans, integers and floats: all that a checkpoint's arrays hold
+
+
+def _plain_dtype(*args: Any) -> np.dtype:
+    """``numpy.dtype(*args)`` for plain numbers only: an object dtype would let the file's bytes be read as
+    pointers, and a structured one could hold objects, so both are refused before any array is built."""
+    dtype = np.dtype(*args)
+    if dtype.kind not in PLAIN_KINDS or dtype.fields is not None or dtype.subdtype is not None:
+        raise _Refused(f"it holds an array of dtype {dtype}, which a fedrl checkpoint never holds")
+    return dtype
+
+
 class _Unpickler(pickle.Unpickler):
     """Loads only what :data:`ALLOWED` names, so reading a checkpoint never runs code from the file. With
     ``rebuilt`` None it only checks the file (the rebuilt objects are left as None)."""
@@ -95,7 +110,7 @@ class _Unpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in ALLOWED:
             raise _Refused(f"it names {module}.{name}, which a fedrl checkpoint never holds")
-        return super().find_class(module, name)
+        return _plain_dtype if (module, name) == ("numpy", "dtype") else super().find_class(module, name)
 
     def persistent_load(self, name: str) -> object:
         return None if self.rebuilt is None else self.rebuilt[name]
@@ -103,7 +118,7 @@ class _Unpickler(pickle.Unpickler):
 
 def save(run_dir: Path, header: Header, state: Any, rebuilt: dict[str, object]) -> None:
     """Write ``header`` and ``state`` to ``run_dir/checkpoint.pkl`` atomically (temp file, fsync, rename)."""
-    header = Header(header.round, header.elapsed_s, header.csv_bytes, FORMAT, _version())
+    header = Header(header.round, header.elapsed_s, header.csv_bytes, FORMAT, _version(), header.config)
     with atomic_file(run_dir / FILE, binary=True) as handle:
         pickle.dump(asdict(header), handle, protocol=pickle.HIGHEST_PROTOCOL)
         _Pickler(handle, rebuilt).dump(state)
@@ -133,6 +148,30 @@ def read_header(run_dir: Path) -> Header | None:
             f"{path} cannot be loaded: {reason}; nothing was run. Start the run again (or restore the file)"
         ) from None
     return header
+
+
+# where a run computes and how it shows progress: a resumed run may change them (they do not change its numbers)
+LAUNCH_KEYS = ("backend", "workers", "ray_address", "overwrite", "progress")
+
+
+def other_config(header: Header, config: dict[str, Any]) -> str | None:
+    """Where the config that wrote a checkpoint (``header.config``) differs from ``config``, the run's own: the
+    first differing key as ``key: checkpoint's value ≠ run's value``; None when it matches (keys that only the
+    run's config has, from a newer config tree, and :data:`LAUNCH_KEYS` aside)."""
+
+    def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+        items: dict[str, Any] = {}
+        for key, value in tree.items():
+            items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+        return items
+
+    if not isinstance(header.config, dict):
+        return f"config: {type(header.config).__name__} in the checkpoint"
+    theirs, ours = flat(header.config), flat(config if isinstance(config, dict) else {})
+    for key, value in theirs.items():
+        if key not in LAUNCH_KEYS and ours.get(key, value) != value:
+            return f"{key}: {value!r} in the checkpoint, {ours[key]!r} in the run"
+    return None
 
 
 def last_round(run_dir: Path) -> int | None:

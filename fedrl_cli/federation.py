@@ -110,10 +110,12 @@ def run_rounds(
     checkpoint_every: int = 0,
     resumed: checkpoint.Header | None = None,
     agent_metrics_every: int = 1,
+    config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run rounds ``1..rounds`` of ``experiment`` (from ``resumed.round + 1`` when resuming from that checkpoint),
     logging ``measure()`` after each and before the first; per-agent rows every ``agent_metrics_every`` rounds
-    and at the last (0: none, the file keeps its header).
+    and at the last (0: none, the file keeps its header). Checkpoints record ``config``, the run's, so that a
+    checkpoint copied from another run is refused on resume.
 
     Returns the last row of ``metrics.csv``; raises :class:`RunFailed` naming the round when a metric is not
     finite or a round raises, :class:`Interrupted` when a signal stopped it.
@@ -166,7 +168,8 @@ def run_rounds(
                 due = checkpoint_every > 0 and round_index > 0 and round_index % checkpoint_every == 0
                 if round_index < rounds and (due or stop.requested):
                     sizes = {METRICS: metrics_log.sync(), AGENT_METRICS: agent_log.sync()}  # durable before it
-                    header = checkpoint.Header(round_index, time.perf_counter() - start, sizes)
+                    elapsed = time.perf_counter() - start
+                    header = checkpoint.Header(round_index, elapsed, sizes, config=config or {})
                     checkpoint.save(run_dir, header, experiment.state(), experiment.rebuilt())
                 if stop.requested and round_index < rounds:
                     raise Interrupted(f"{stop.requested}: stopped after round {round_index}")

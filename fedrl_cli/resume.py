@@ -90,6 +90,12 @@ def _check_job(run_dir: Path) -> dict[str, Any]:
         )
     _refuse_if_written(run_dir)
     header = checkpoint.read_header(run_dir)
+    differs = checkpoint.other_config(header, summary.get("config") or {}) if header else None
+    if differs:
+        raise ResumeError(
+            f"{run_dir / checkpoint.FILE} was written by another config ({differs}): a checkpoint belongs to the "
+            "run that wrote it; restore this run's, or start the run again"
+        )
     for name, size in (header.csv_bytes if header else {}).items():
         found = (run_dir / name).stat().st_size if (run_dir / name).is_file() else 0
         if found < size:

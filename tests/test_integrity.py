@@ -150,3 +150,33 @@ def test_unreadable_hydra_files_stop_resume_in_one_line(tmp_path: Path) -> None:
     (sweep / "multirun.yaml").write_bytes(b"")  # what a full disk leaves
     line = one_error_line(fedrl("resume", str(sweep), cwd=tmp_path), 2)
     assert line.startswith(f"fedrl: error: {sweep / 'multirun.yaml'} cannot be read as fedrl wrote it"), line
+
+
+def test_a_checkpoint_of_objects_or_of_another_run_is_refused_before_it_is_used(tmp_path: Path) -> None:
+    import pickle
+
+    import numpy as np
+
+    from fedrl_cli.checkpoint import FORMAT
+
+    common = ("n_agents=2", "algo.rounds=4", "checkpoint_every=2", *TINY[1:])
+    run_dir = run_keeping_checkpoint(tmp_path, "run", *common)
+    other = run_keeping_checkpoint(tmp_path, "other", *common, "seed=1")
+    mark_killed(run_dir)
+    before = tree(run_dir)
+    header = pickle.dumps({"round": 2, "elapsed_s": 0.1, "csv_bytes": {}, "format": FORMAT, "fedrl": "0.1.0"})
+    hostile = {  # object arrays would let numpy read the file's bytes as pointers; structured ones can hold objects
+        "object": np.array([None, 1], dtype=object),
+        "structured": np.zeros(2, dtype=[("a", "f8")]),
+    }
+    for kind, array in hostile.items():
+        (run_dir / "checkpoint.pkl").write_bytes(header + pickle.dumps({"algorithm": array}))
+        result = fedrl("resume", str(run_dir), cwd=tmp_path)
+        line = one_error_line(result, 2)
+        assert "cannot be loaded: it holds an array of dtype" in line, (kind, line)
+    (run_dir / "checkpoint.pkl").write_bytes((other / "checkpoint.pkl").read_bytes())
+    line = one_error_line(fedrl("resume", str(run_dir), cwd=tmp_path), 2)
+    assert "checkpoint.pkl was written by another config (seed: 1 in the checkpoint, 0 in the run)" in line, line
+    assert {k: v for k, v in tree(run_dir).items() if k != "checkpoint.pkl"} == {
+        k: v for k, v in before.items() if k != "checkpoint.pkl"
+    }
