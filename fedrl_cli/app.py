@@ -134,7 +134,8 @@ def _claimed(config: DictConfig, mode: str) -> Path:
 
 
 def _user_set(config: DictConfig, key: str) -> bool:
-    return any(override.lstrip("+~").startswith(f"{key}=") for override in config.hydra.overrides.hydra)
+    written = OmegaConf.to_container(config.hydra.overrides.hydra, resolve=False)  # as typed: ${hydra.job.num} stays
+    return any(override.lstrip("+~").startswith(f"{key}=") for override in written)
 
 
 def _set_hydra(config: DictConfig, key: str, value: str, override_value: str) -> None:

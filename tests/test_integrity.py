@@ -180,3 +180,41 @@ def test_a_checkpoint_of_objects_or_of_another_run_is_refused_before_it_is_used(
     assert {k: v for k, v in tree(run_dir).items() if k != "checkpoint.pkl"} == {
         k: v for k, v in before.items() if k != "checkpoint.pkl"
     }
+
+
+def test_a_resumed_sweep_holds_its_dir_so_no_other_sweep_can_replace_it(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from test_resume import wait_for_rows
+
+    sweep = tmp_path / "sweep"
+    long = ["algo.rounds=100000", "algo.gradient=sampled", "progress=false", "seed=0,1", "hydra.launcher.n_jobs=1"]
+    command = [sys.executable, "-m", "fedrl_cli"]
+
+    def started(*arguments: str) -> subprocess.Popen:
+        return subprocess.Popen([*command, *arguments], cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)  # fmt: skip
+
+    first = started("run", "-m", *long, f"hydra.sweep.dir={sweep}")
+    job = sweep / "0_fastfedpg_tabular_seed=0"
+    try:
+        wait_for_rows(first, job / "metrics.csv", 3)
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait()
+    resumed = started("resume", str(sweep))
+    try:
+        rows = (job / "metrics.csv").read_text().count("\n")
+        wait_for_rows(resumed, job / "metrics.csv", rows + 2)
+        multirun = (sweep / "multirun.yaml").read_bytes()
+        other = fedrl("run", "-m", f"hydra.sweep.dir={sweep}", "seed=0,1", "algo.rounds=50", "++overwrite=true",
+                      cwd=tmp_path)  # fmt: skip
+        line = one_error_line(other, 2)
+        assert f"{sweep} is being written by another fedrl process (pid {resumed.pid} on" in line, line
+        assert (sweep / "multirun.yaml").read_bytes() == multirun
+    finally:
+        os.killpg(resumed.pid, signal.SIGKILL)
+        _, errors = resumed.communicate()
+    assert "Callback RunDirs.on_multirun_start raised" not in errors, errors
