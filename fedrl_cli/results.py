@@ -185,10 +185,23 @@ def read_metrics(run: Run) -> tuple[pd.DataFrame, str | None]:
     return frame.astype({"round": int}), note
 
 
+def _check_config(config: dict[str, Any]) -> None:
+    """:class:`Unreadable` unless ``config`` has what grouping runs needs: ``algo`` and ``env`` with their names,
+    ``n_agents`` and ``seed`` whole numbers."""
+    for section in ("algo", "env"):
+        if not isinstance(config.get(section), dict) or not isinstance(config[section].get("name"), str):
+            raise Unreadable(f"summary.json's config has no {section} name: it is not a fedrl run's config")
+    for key in ("n_agents", "seed"):
+        value = config.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Unreadable(f"summary.json's config has {key}={value!r}: a fedrl run's is a whole number")
+
+
 def _load_run(run: Run) -> tuple[pd.DataFrame, dict[str, Any], str | None]:
     """One run's metrics rows with its flattened config as columns; :class:`Unreadable` when it cannot be used."""
     if not run.config:
         raise Unreadable("summary.json has no config")
+    _check_config(run.config)
     metrics, note = read_metrics(run)
     config = flatten_config(run.config)
     metrics = metrics.assign(

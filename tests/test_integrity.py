@@ -218,3 +218,46 @@ def test_a_resumed_sweep_holds_its_dir_so_no_other_sweep_can_replace_it(tmp_path
         os.killpg(resumed.pid, signal.SIGKILL)
         _, errors = resumed.communicate()
     assert "Callback RunDirs.on_multirun_start raised" not in errors, errors
+
+
+def test_evaluate_refuses_a_crafted_model_in_one_line(tmp_path: Path) -> None:
+    import numpy as np
+    import torch
+
+    from fedrl_cli.algos.ppo import ActorCritic
+
+    model = ActorCritic(2, 11, 3)
+    good = {
+        "state_dict": model.state_dict(),
+        "normalisation": {"mean": torch.zeros(2, 11), "var": torch.ones(2, 11), "count": torch.ones(2)},
+        "maps": torch.from_numpy(np.stack([np.eye(3)] * 2)),
+        "config": {"n_agents": 2},
+    }
+    crafted = {
+        "no config": {k: v for k, v in good.items() if k != "config"},
+        "extra statistic": {**good, "normalisation": {**good["normalisation"], "extra": torch.ones(2)}},
+        "missing statistic": {**good, "normalisation": {"mean": torch.zeros(2, 11), "var": torch.ones(2, 11)}},
+        "flat maps": {**good, "maps": torch.eye(3)},
+        "counts of another shape": {**good, "normalisation": {**good["normalisation"], "count": torch.ones(3)}},
+    }
+    for name, saved in crafted.items():
+        run_dir = tmp_path / name.replace(" ", "_")
+        run_dir.mkdir()
+        torch.save(saved, run_dir / "model.pt")
+        line = one_error_line(fedrl("evaluate", str(run_dir), "--episodes", "1", cwd=tmp_path), 2)
+        assert f"{run_dir / 'model.pt'} is not a model this fedrl can read" in line, (name, line)
+
+
+def test_plot_leaves_out_runs_whose_config_is_not_fedrls(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for name in ("good", "foreign", "wordy"):
+        assert fedrl("run", *TINY, f"hydra.run.dir={runs / name}", cwd=tmp_path).returncode == 0
+    for name, config in (("foreign", {"foo": 1}), ("wordy", None)):
+        path = runs / name / "summary.json"
+        summary = json.loads(path.read_text())
+        summary["config"] = config or {**summary["config"], "n_agents": "four"}
+        path.write_text(json.dumps(summary))
+    result = fedrl("plot", str(runs), "--out", str(tmp_path / "plots"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "foreign: summary.json's config has no algo name" in result.stdout
+    assert "wordy: summary.json's config has n_agents='four'" in result.stdout and "1 runs plotted" in result.stdout

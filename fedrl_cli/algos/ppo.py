@@ -371,14 +371,31 @@ def load_model(path: Path) -> tuple[ActorCritic, RunningMoments, np.ndarray, dic
     read raises :class:`ValueError` in one line."""
     try:
         saved = torch.load(path, weights_only=True)
-        maps = saved["maps"].numpy()
-        normalisation = {key: value.numpy() for key, value in saved["normalisation"].items()}
+        maps, statistics, config = saved["maps"].numpy(), saved["normalisation"], saved["config"]
+        _check_saved(maps, statistics, config)
+        normalisation = {key: statistics[key].numpy() for key in ("mean", "var", "count")}
         model = ActorCritic(maps.shape[0], normalisation["mean"].shape[-1], maps.shape[1])
         model.load_state_dict(saved["state_dict"])
     except Exception as error:
         reason = (str(error).strip().splitlines() or [""])[0][:200]
         raise ValueError(f"{path} is not a model this fedrl can read ({type(error).__name__}: {reason})") from None
-    return model, RunningMoments(**normalisation), maps, saved["config"]
+    return model, RunningMoments(**normalisation), maps, config
+
+
+def _check_saved(maps: np.ndarray, statistics: Any, config: Any) -> None:
+    """What :func:`save_model` writes: maps (N, A, A) of finite numbers; observation statistics ``mean`` and
+    ``var`` (copies, obs_dim) and ``count`` (copies,), with a whole number of copies per agent; a config dict."""
+    if maps.ndim != 3 or maps.shape[0] < 1 or maps.shape[1] != maps.shape[2] or not np.isfinite(maps).all():
+        raise ValueError(f"maps of shape {maps.shape}: they must be (agents, actions, actions), finite")
+    if not isinstance(statistics, dict) or sorted(statistics) != ["count", "mean", "var"]:
+        raise ValueError("normalisation must hold exactly mean, var and count")
+    mean, var, count = (statistics[key] for key in ("mean", "var", "count"))
+    copies = count.shape[0] if count.ndim == 1 else 0
+    if mean.ndim != 2 or var.shape != mean.shape or count.shape != (mean.shape[0],) or not copies or copies % len(maps):
+        raise ValueError(f"normalisation shapes {tuple(mean.shape)}, {tuple(var.shape)}, {tuple(count.shape)} do not "
+                         f"fit {len(maps)} agents")  # fmt: skip
+    if not isinstance(config, dict):
+        raise ValueError("its config is not a mapping")
 
 
 def deterministic_policy(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:
