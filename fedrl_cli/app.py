@@ -75,12 +75,13 @@ class RunDirs(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _escalated():
+            if not _resuming(config):
+                checked_config(config)  # bad input is refused before anything is written (an older run's dir too)
             directory = _claimed(config, "run")
             if not _resuming(config):
                 found = rundir.results_in(directory)
                 if found and not config.get("overwrite"):
                     rundir.refuse_results(directory, "hydra.run.dir", f"another run's results ({', '.join(found)})")
-                checked_config(config)  # bad input is refused before Hydra writes into the dir (an older run's)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.runtime.output_dir))

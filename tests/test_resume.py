@@ -232,8 +232,11 @@ def test_a_sweep_resumes_its_unfinished_jobs_and_runs_those_never_started(tmp_pa
 def test_resume_refuses_what_it_cannot_resume(tmp_path: Path) -> None:
     result, done = run_into(tmp_path, "done", "algo.rounds=4", "checkpoint_every=2", "progress=false")
     assert result.returncode == 0, result.stderr
-    bad = tmp_path / "bad"
-    assert run_into(tmp_path, "bad", "n_agents=0")[0].returncode == 2
+    assert run_into(tmp_path, "refused", "n_agents=0")[0].returncode == 2  # a run with bad input writes nothing
+    assert not (tmp_path / "refused").exists()
+    sweep = fedrl("run", "-m", "n_agents=0", "algo.rounds=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
+    assert sweep.returncode == 2  # a sweep's job with bad input records it
+    (bad,) = (tmp_path / "sweep").glob("0_*")
     old = tmp_path / "old"
     shutil.copytree(done, old)
     mark_killed(old)
