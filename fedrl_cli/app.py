@@ -206,6 +206,8 @@ def checked_config(cfg: DictConfig | dict[str, Any]) -> dict[str, Any]:
 
 def _run_experiment(cfg: DictConfig, run_dir: Path, in_sweep: bool, resume: bool) -> dict[str, Any]:
     previous = read_summary(run_dir) if resume else None
+    if resume and previous is None and (run_dir / "summary.json").exists():
+        previous = {}  # unreadable (a full disk at its first write): the run goes on from its checkpoint, if any
     if previous is not None and previous.get("status") == "completed":
         log.info("fedrl: %s already completed; nothing to resume", run_dir)
         return previous.get("final") or {}

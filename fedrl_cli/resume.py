@@ -79,14 +79,24 @@ def _refuse_if_written(directory: Path) -> None:
         raise ResumeError(f"{directory} is still being written by fedrl ({holder}): let it end or stop it first")
 
 
+def _nothing_to_lose(run_dir: Path) -> bool:
+    """Whether a run whose summary cannot be read can still be resumed: it has Hydra's record of its config, and a
+    checkpoint to go on from or no rows that starting over would lose."""
+    metrics = run_dir / "metrics.csv"
+    rows = metrics.is_file() and metrics.read_bytes().count(b"\n") > 1
+    return (run_dir / ".hydra" / "config.yaml").is_file() and ((run_dir / checkpoint.FILE).is_file() or not rows)
+
+
 def _check_job(run_dir: Path) -> dict[str, Any]:
     """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running, its summary cannot be read (a
     silent restart would lose it), its checkpoint is unusable or its CSVs are shorter than the checkpoint says."""
     summary = read_summary(run_dir)
+    if summary is None and _nothing_to_lose(run_dir):
+        summary = {"status": "unknown"}  # e.g. a full disk at its first write
     if summary is None or not isinstance(summary, dict):
         raise ResumeError(
-            f"{run_dir / 'summary.json'} cannot be read (not a JSON object): fedrl cannot tell how the run ended; "
-            "restore the file, or start the run again in another dir"
+            f"{run_dir / 'summary.json'} cannot be read (not a JSON object) and the run has rows but no checkpoint: "
+            "resuming would start it over; restore the file, or start the run again in another dir"
         )
     _refuse_if_written(run_dir)
     header = checkpoint.read_header(run_dir)

@@ -261,3 +261,27 @@ def test_plot_leaves_out_runs_whose_config_is_not_fedrls(tmp_path: Path) -> None
     assert result.returncode == 0, result.stderr
     assert "foreign: summary.json's config has no algo name" in result.stdout
     assert "wordy: summary.json's config has n_agents='four'" in result.stdout and "1 runs plotted" in result.stdout
+
+
+def test_a_run_or_job_whose_summary_is_empty_resumes_from_what_is_there(tmp_path: Path) -> None:
+    """What a full disk at the first summary write leaves: an empty summary.json. With a checkpoint the run goes
+    on from it; with no rows yet it starts over; in a sweep the same, through `fedrl resume SWEEP`."""
+    common = ("n_agents=2", "algo.rounds=4", "checkpoint_every=2", *TINY[1:])
+    with_checkpoint = run_keeping_checkpoint(tmp_path, "checkpointed", *common)
+    mark_killed(with_checkpoint)
+    rows_at_checkpoint = (with_checkpoint / "metrics.csv").read_text()
+    (with_checkpoint / "summary.json").write_bytes(b"")
+    result = fedrl("resume", str(with_checkpoint), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "resuming from round 2" in result.stdout  # from the checkpoint, not from round 0
+    assert (with_checkpoint / "metrics.csv").read_text().splitlines()[:3] == rows_at_checkpoint.splitlines()[:3]
+    sweep = tmp_path / "sweep"
+    assert fedrl("run", "-m", "seed=0,1", *common, f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
+    (job,) = sweep.glob("1_*")
+    for name in ("metrics.csv", "agent_metrics.csv"):
+        (job / name).unlink()
+    (job / "summary.json").write_bytes(b"")
+    result = fedrl("resume", str(sweep), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((job / "summary.json").read_text())["status"] == "completed"
+    assert (job / "metrics.csv").read_text().count("\n") == 6  # a header and rounds 0 to 4

@@ -269,9 +269,10 @@ def test_resume_mistakes_are_refused_in_one_line_and_nothing_restarts(tmp_path: 
         shutil.copytree(done, run_dir)
         mark_killed(run_dir)
     (corrupt / "summary.json").write_text('{"status": "runn')
+    (corrupt / "checkpoint.pkl").unlink()  # with one, it would resume from it (tests/test_integrity.py)
     (cut / "metrics.csv").write_text((cut / "metrics.csv").read_text()[:60])
     cases = {
-        (str(corrupt),): "summary.json cannot be read (not a JSON object)",
+        (str(corrupt),): "summary.json cannot be read (not a JSON object) and the run has rows but no checkpoint",
         (str(cut),): "metrics.csv holds 60 bytes, fewer than the",
         (str(killed), "-m"): "-m: fedrl resume needs no -m",
         (str(killed), f"hydra.run.dir={tmp_path / 'elsewhere'}"): "a run resumes in its own dir",
