@@ -358,6 +358,11 @@ def plot(
         report = make_plots(results, folder, metric, x, target, fmt, keys, target_fraction, window)
     except AnalysisError as error:
         raise _fail(str(error), 2) from None
+    except OSError as error:  # a full disk, a folder it cannot write: figures are written whole or not at all
+        reason = (error.strerror or str(error)).lower()
+        raise _fail(
+            f"{reason} writing {error.filename or folder}; no figure or table is left half written", 1
+        ) from None
     for line in describe(results, report):
         typer.echo(line)
     for warning in report.warnings:

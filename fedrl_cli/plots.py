@@ -43,6 +43,7 @@ from fedrl_cli.curves import (
     value_text,
     window_slopes,
 )
+from fedrl_cli.metrics import atomic_file
 from fedrl_cli.results import Results
 from fedrl_cli.stats import Target, interval_name, lower_is_better, tune
 
@@ -86,10 +87,20 @@ def _style(index: int) -> dict[str, object]:
 
 
 def _finish(figure: plt.Figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(figure)
+    """Save ``figure`` to ``path`` whole or not at all (a full disk leaves no truncated figure)."""
+    try:
+        figure.tight_layout()
+        with atomic_file(path, binary=True) as handle:
+            figure.savefig(handle, format=path.suffix.lstrip("."), dpi=130, bbox_inches="tight")
+    finally:
+        plt.close(figure)
     return path
+
+
+def _write_table(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` as CSV to ``path`` whole or not at all."""
+    with atomic_file(path) as handle:
+        table.to_csv(handle, index=False)
 
 
 def _seeds_text(found: list[Curve]) -> str:
@@ -388,12 +399,12 @@ def _plot_metric(
         if c.run_count > c.seeds
     ]
     summary = summary_table(found, metric, window)
-    summary.to_csv(out / "summary.csv", index=False)
+    _write_table(summary, out / "summary.csv")
     files.append(out / "summary.csv")
     if window is not None:
         slopes = window_slopes(found, window)
         if len(slopes):
-            slopes.to_csv(out / "window_slopes.csv", index=False)
+            _write_table(slopes, out / "window_slopes.csv")
             files += [window_figure(summary, slopes, metric, out / f"window.{fmt}", fixed), out / "window_slopes.csv"]
         else:
             notes.append("window: no slope, it needs runs with at least two values of n_agents and positive levels")
@@ -405,7 +416,7 @@ def _plot_metric(
         notes.append(f"speedup: skipped for {metric}, where higher is better: --target-fraction applies to gaps")
     else:
         speedup = speedup_table(found, metric, x, target)
-        speedup.to_csv(out / "speedup.csv", index=False)
+        _write_table(speedup, out / "speedup.csv")
         files += [speedup_figure(speedup, metric, x, out / f"speedup.{fmt}", fixed), out / "speedup.csv"]
         notes += speedup_notes(speedup, x)
         if not speedup["reached"].any():
@@ -423,8 +434,8 @@ def _plot_metric(
         aggregates, improvement, left_out = aggregate_tables(run_scores(results))
         notes += left_out
         if len(aggregates):
-            aggregates.to_csv(out / "aggregates.csv", index=False)
-            improvement.to_csv(out / "improvement.csv", index=False)
+            _write_table(aggregates, out / "aggregates.csv")
+            _write_table(improvement, out / "improvement.csv")
             files += [aggregates_figure(aggregates, out / f"aggregates.{fmt}"), out / "aggregates.csv"]
             files.append(out / "improvement.csv")
     plotted = results.frame["run_dir"].nunique()

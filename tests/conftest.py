@@ -1,4 +1,4 @@
-"""Shared test helpers: small tabular families and a subprocess runner for the `fedrl` CLI."""
+"""Shared test helpers: small tabular families, a subprocess runner for the `fedrl` CLI and a small disk (tmpfs)."""
 
 from __future__ import annotations
 
@@ -73,3 +73,18 @@ def tiny_agents(n_agents: int, algo: str = "fedavg_ppo", *overrides: str):
     tiny = [o for o in TINY_PPO if not o.startswith("progress")]
     cfg = compose_config(f"algo={algo}", *tiny, f"n_agents={n_agents}", "env.action_map=signed_permutation", *overrides)
     return ShardedAgents(cfg)
+
+
+def mount_tmpfs(path: Path, size: str, *options: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)])
+    if mounted.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    disk = tmp_path / "disk"
+    mount_tmpfs(disk, "96k")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=False)

@@ -285,3 +285,19 @@ def test_a_run_or_job_whose_summary_is_empty_resumes_from_what_is_there(tmp_path
     assert result.returncode == 0, result.stderr
     assert json.loads((job / "summary.json").read_text())["status"] == "completed"
     assert (job / "metrics.csv").read_text().count("\n") == 6  # a header and rounds 0 to 4
+
+
+def test_plot_on_a_full_disk_ends_in_one_line_and_leaves_no_half_written_figure(
+    tmp_path: Path, small_disk: Path
+) -> None:
+    import matplotlib.image
+
+    assert fedrl("run", *TINY, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path).returncode == 0
+    (small_disk / "filler").write_bytes(b"\0" * (96 - 24) * 1024)  # 24 KiB left: the tables fit, a figure does not
+    out = small_disk / "plots"
+    line = one_error_line(fedrl("plot", str(tmp_path / "run"), "--out", str(out), cwd=tmp_path), 1)
+    assert "no space left on device writing" in line and "no figure or table is left half written" in line, line
+    written = sorted(path.name for path in out.iterdir())
+    assert not [name for name in written if name.endswith(".tmp")], written
+    for figure in out.glob("*.png"):
+        matplotlib.image.imread(figure)  # whole

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import fedrl, run_into
+from conftest import fedrl, mount_tmpfs, run_into
 from test_resume import SAMPLED, rows, start, summary, wait_for_rows, without_wall_time
 from typer.testing import CliRunner
 
@@ -130,21 +130,6 @@ def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_
         for job_dir in sweep.glob("*_fastfedpg_tabular_seed=*"):
             pid = (job_dir / ".fedrl.lock").read_text().split()[0]
             subprocess.run(["kill", "-9", pid], check=False)
-
-
-def mount_tmpfs(path: Path, size: str, *options: str) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", ",".join([f"size={size}", *options]), "tmpfs", str(path)])
-    if mounted.returncode != 0:
-        pytest.skip("cannot mount a tmpfs here (needs root)")
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path):
-    disk = tmp_path / "disk"
-    mount_tmpfs(disk, "96k")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=False)
 
 
 def test_a_full_disk_ends_in_one_line_keeps_the_checkpoint_and_resumes_identically(
