@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrl_cli.errors import RunFailed
+from fedrl_cli.errors import ConfigError, RunFailed
 
 log = logging.getLogger("fedrl")
 
@@ -244,6 +244,25 @@ class ShardedAgents:
             ray.shutdown()
 
 
+RAY_CONNECT_TIMEOUT_S = 10.0
+
+
+def _check_reachable(address: str) -> None:
+    """:class:`ConfigError` when nothing answers at ``address`` (``HOST:PORT``) within
+    :data:`RAY_CONNECT_TIMEOUT_S`: Ray itself would retry for minutes. ``auto`` is left to Ray."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT_S).close()
+    except OSError as error:
+        reason = (error.strerror or str(error) or type(error).__name__).lower()
+        raise ConfigError(
+            f"ray_address={address}: nothing answers there ({reason}; waited at most {RAY_CONNECT_TIMEOUT_S:g} s); "
+            "start the cluster (`ray start --head`) or leave ray_address null for a local Ray"
+        ) from None
+
+
 def start_ray(address: str | None, cpus: int) -> bool:
     """Connect to Ray: join the cluster at ``address`` (``auto`` or ``HOST:PORT``), or start a local instance with
     at least ``cpus`` CPUs when it is None. Returns whether this call started it (and must shut it down);
@@ -259,7 +278,12 @@ def start_ray(address: str | None, cpus: int) -> bool:
         os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=max(cpus, os.cpu_count() or 1), **settings)
     else:
-        ray.init(address=address, **settings)
+        _check_reachable(address)
+        try:
+            ray.init(address=address, **settings)
+        except (ConnectionError, TimeoutError) as error:  # `auto` with no cluster running, a cluster gone
+            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise ConfigError(f"ray_address={address}: no Ray cluster to join ({reason})") from None
     available = ray.cluster_resources().get("CPU", 0)
     if available < cpus:
         ray.shutdown()

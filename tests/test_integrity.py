@@ -301,3 +301,12 @@ def test_plot_on_a_full_disk_ends_in_one_line_and_leaves_no_half_written_figure(
     assert not [name for name in written if name.endswith(".tmp")], written
     for figure in out.glob("*.png"):
         matplotlib.image.imread(figure)  # whole
+
+
+def test_a_ray_address_with_no_cluster_is_bad_input_within_seconds(tmp_path: Path) -> None:
+    hopper = ("algo=fedavg_ppo", "env=hopper", "n_agents=2", "backend=ray", "workers=1", "algo.rounds=1", *TINY[1:])
+    for address, expected in (("127.0.0.1:1", "nothing answers there"), ("auto", "no Ray cluster to join")):
+        result = fedrl("run", *hopper, f"ray_address={address}", f"hydra.run.dir={tmp_path / address}", cwd=tmp_path,
+                       timeout=90)  # fmt: skip
+        line = one_error_line(result, 2)
+        assert line.startswith(f"fedrl: error: ray_address={address}: {expected}"), line
