@@ -297,7 +297,7 @@ def _failure(error: BaseException, run_dir: Path) -> tuple[str, str, str, BaseEx
     if isinstance(error, RunFailed):
         return "failed", "diverged" if isinstance(error, Diverged) else "error", str(error), error
     if isinstance(error, Interrupted | KeyboardInterrupt):
-        reason = f"{error or 'KeyboardInterrupt'}; continue it with `fedrl resume {run_dir}`"
+        reason = f"{str(error) or 'KeyboardInterrupt'}; continue it with `fedrl resume {run_dir}`"
         return "interrupted", "interrupted", reason, error
     if isinstance(error, OSError):
         reason = _write_failure(error, run_dir)

@@ -7,11 +7,15 @@ flags); ``fedrl resume`` launches a run's or a sweep's own command again to cont
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -199,6 +203,56 @@ def run(ctx: typer.Context) -> None:
     _launch(ctx.args)
 
 
+STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _child_pids() -> list[int]:
+    """The processes this one started (a sweep's parallel jobs), from /proc; none where /proc does not tell."""
+    pids = []
+    for children in Path("/proc/self/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            pids += [int(pid) for pid in children.read_text().split()]
+    return pids
+
+
+def _wait_for_jobs() -> None:
+    """Wait until no other process writes a job of the sweeps this command started (each job holds its dir's lock
+    until it has checkpointed and recorded how it ended)."""
+    import time
+
+    from fedrl_cli import app as task
+    from fedrl_cli import rundir
+
+    jobs = [job for sweep in task.STARTED for job in sweep.iterdir() if job.is_dir()]
+    while any(rundir.owner(job) is not None for job in jobs):
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def _stopped_like_ctrl_c() -> Iterator[None]:
+    """SIGTERM and SIGHUP (a scheduler, a closed terminal) stop the command as Ctrl-C does: passed on to the jobs
+    running in other processes (each stops after its round, with a checkpoint), then the same interruption here,
+    which names `fedrl resume`. A run in this process handles them itself while its rounds run."""
+
+    stopping: list[int] = []
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for pid in _child_pids():
+            with contextlib.suppress(OSError):
+                os.kill(pid, signum)
+        if not stopping:  # the first signal: wait for the jobs to end their rounds; a second stops at once
+            stopping.append(signum)
+            _wait_for_jobs()
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def _launch(arguments: list[str]) -> None:
     """Call the Hydra task with ``arguments`` as its command line, then report how the runs ended."""
     from hydra.errors import HydraException
@@ -217,12 +271,14 @@ def _launch(arguments: list[str]) -> None:
     sweep = "-m" in arguments or "--multirun" in arguments
     try:
         try:
-            task.main()
+            with _stopped_like_ctrl_c():
+                task.main()
         except Escalated as escalated:  # raised in a Hydra callback: refused or unusable run dir
             raise escalated.error from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         where = " ".join(map(str, task.LAUNCHED or task.STARTED)) or "RUN_DIR"
-        typer.echo(f"fedrl: interrupted; continue with `fedrl resume {where}`", err=True)
+        by = f"{interrupt}: " if str(interrupt) in STOP_SIGNALS else ""
+        typer.echo(f"fedrl: {by}interrupted; continue with `fedrl resume {where}`", err=True)
         raise typer.Exit(130) from None
     except (HydraException, OmegaConfBaseException, ValueError) as error:  # overrides, flags, config tree, dirs
         raise _fail(_one_line(error), 2) from None

@@ -70,8 +70,8 @@ class Experiment(Protocol):
 
 
 class StopRequest:
-    """While active (in the main thread), SIGINT and SIGTERM only ask the loop to stop after the current round;
-    a second SIGINT raises KeyboardInterrupt at once."""
+    """While active (in the main thread), SIGINT, SIGTERM and SIGHUP only ask the loop to stop after the current
+    round; a second one raises KeyboardInterrupt at once (a round too long to wait for can still be stopped)."""
 
     def __init__(self) -> None:
         self.requested: str | None = None
@@ -79,14 +79,15 @@ class StopRequest:
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
                 self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested is not None and signum == signal.SIGINT:
-            raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        name = signal.Signals(signum).name
+        if self.requested is not None:
+            raise KeyboardInterrupt(f"{name} again: stopped at once, during a round")
+        self.requested = name
         log.warning("fedrl: %s: stopping after this round (Ctrl-C again stops at once)", self.requested)
 
     def __exit__(self, *exc: object) -> None:

@@ -310,3 +310,62 @@ def test_a_ray_address_with_no_cluster_is_bad_input_within_seconds(tmp_path: Pat
                        timeout=90)  # fmt: skip
         line = one_error_line(result, 2)
         assert line.startswith(f"fedrl: error: ray_address={address}: {expected}"), line
+
+
+def test_sigterm_or_sighup_to_a_sweep_stops_every_job_after_its_round_and_names_resume(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from test_resume import wait_for_rows
+
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        sweep = tmp_path / signum.name
+        long = [
+            "algo.rounds=100000",
+            "algo.gradient=sampled",
+            "progress=false",
+            "seed=0,1,2",
+            "hydra.launcher.n_jobs=2",
+        ]
+        parent = subprocess.Popen([sys.executable, "-m", "fedrl_cli", "run", "-m", *long, f"hydra.sweep.dir={sweep}"],
+                                  cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        for job in ("0_fastfedpg_tabular_seed=0", "1_fastfedpg_tabular_seed=1"):
+            wait_for_rows(parent, sweep / job / "metrics.csv", 3)
+        parent.send_signal(signum)  # to the parent alone, as a scheduler does
+        _, errors = parent.communicate(timeout=60)
+        assert parent.returncode == 130, errors
+        assert f"fedrl: {signum.name}: interrupted; continue with `fedrl resume {sweep}`" in errors, errors
+        statuses = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/summary.json"))]
+        assert len(statuses) == 2, statuses  # the third job never started
+        for summary in statuses:
+            assert summary["status"] == "interrupted" and f"{signum.name}: stopped after round" in summary["error"]
+
+
+def test_a_second_signal_stops_a_long_round_at_once_and_says_why(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from test_resume import wait_for_rows
+
+    run_dir = tmp_path / "run"
+    long = [
+        "algo.rounds=5",
+        "algo.local_steps=1000000",
+        "algo.gradient=sampled",
+        "progress=false",
+        "checkpoint_every=1",
+    ]
+    process = subprocess.Popen([sys.executable, "-m", "fedrl_cli", "run", *long, f"hydra.run.dir={run_dir}"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    wait_for_rows(process, run_dir / "metrics.csv", 1)  # round 0's row: round 1 is under way, and long
+    process.send_signal(signal.SIGHUP)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, errors = process.communicate(timeout=60)
+    assert process.returncode == 130, errors
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "interrupted"
+    assert summary["error"].startswith("SIGTERM again: stopped at once, during a round; continue it with"), summary
