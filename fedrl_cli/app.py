@@ -60,9 +60,6 @@ RESUME_ENV = "FEDRL_RESUME"
 LAUNCHED: list[Path] = []
 # the sweep dirs this process started (where `fedrl resume` continues a sweep interrupted before its end)
 STARTED: list[Path] = []
-# runs that were in a sweep dir before a sweep with overwrite=true started there: their summary's mtime (ns); the
-# CLI reports only those the sweep wrote
-PREVIOUS: dict[Path, int] = {}
 # runs whose failure the job itself reported, because their summary.json could not be written
 REPORTED: list[Path] = []
 
@@ -79,6 +76,8 @@ class RunDirs(Callback):
                 checked_config(config)  # bad input is refused before anything is written (an older run's dir too)
             directory = _claimed(config, "run")
             if not _resuming(config):
+                if (directory / "multirun.yaml").exists():
+                    raise DirRefused(f"{directory} is a sweep dir (it holds multirun.yaml): choose another run dir")
                 found = rundir.results_in(directory)
                 if found and not config.get("overwrite"):
                     rundir.refuse_results(directory, "hydra.run.dir", f"another run's results ({', '.join(found)})")
@@ -98,7 +97,8 @@ class RunDirs(Callback):
                 runs = find_run_dirs([directory])
                 if runs and not config.get("overwrite"):
                     rundir.refuse_results(directory, "hydra.sweep.dir", f"{len(runs)} runs (the first: {runs[0]})")
-                PREVIOUS.update({run: (run / "summary.json").stat().st_mtime_ns for run in runs})
+                for run in runs:  # overwrite=true replaces the earlier sweep: none of its runs is left to plot
+                    rundir.clear_results(run)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         LAUNCHED.append(Path(config.hydra.sweep.dir))
@@ -122,7 +122,10 @@ def _claimed(config: DictConfig, mode: str) -> Path:
     when another run already has it; the new name is set in the config (and, for a sweep, as an override, so that
     every job's config, composed anew from the overrides, has it too)."""
     key = f"hydra.{mode}.dir"
-    directory = Path(OmegaConf.select(config, key))
+    value = OmegaConf.select(config, key)
+    if not str(value).strip():
+        raise ConfigError(f"{key}={value!r} is not allowed: it must name a folder (for this one, say '.')")
+    directory = Path(value)
     if _user_set(config, key):
         directory.mkdir(parents=True, exist_ok=True)
     else:

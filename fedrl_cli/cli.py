@@ -123,19 +123,10 @@ _MISSING = object()
 
 
 def _launched_runs(launched: list[Path], sweep: bool) -> list[Path]:
-    """The run dirs this command launched: the run dir itself, or the jobs under the sweep dir (a run that was
-    there before a sweep with overwrite=true and that the sweep did not write is not one of them)."""
-    from fedrl_cli import app as task
+    """The run dirs this command launched: the run dir itself, or the jobs under the sweep dir."""
     from fedrl_cli.runs import find_run_dirs
 
-    if not sweep:
-        return launched
-    previous = task.PREVIOUS
-    return [
-        path
-        for path in find_run_dirs(launched)
-        if path not in previous or (path / "summary.json").stat().st_mtime_ns != previous[path]
-    ]
+    return find_run_dirs(launched) if sweep else launched
 
 
 def _report(launched: list[Path], sweep: bool, stopped: str | None = None) -> int:
@@ -267,7 +258,6 @@ def _launch(arguments: list[str]) -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us, so we print one line instead of a traceback
     for record in (task.LAUNCHED, task.STARTED, task.REPORTED):
         record.clear()
-    task.PREVIOUS.clear()
     sweep = "-m" in arguments or "--multirun" in arguments
     try:
         try:

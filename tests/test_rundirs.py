@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from fedrl_cli.cli import app
 from fedrl_cli.metrics import CsvLog
+from fedrl_cli.runs import find_run_dirs
 
 TINY = ("algo.rounds=3", "progress=false")
 # `fedrl` with Hydra's clock stopped: every run starts "in the same second"
@@ -95,19 +96,20 @@ def test_a_new_run_into_another_runs_results_is_refused_unless_overwrite(tmp_pat
     assert {row["agent"] for row in rows(run_dir / "agent_metrics.csv")} == {"0", "1", "2"}
 
 
-def test_the_cli_reports_only_the_runs_it_launched(tmp_path: Path) -> None:
-    assert run_into(tmp_path, "old/bad", "n_agents=0")[0].returncode == 2  # an older failed run in a subfolder
-    result = fedrl("run", *TINY, "hydra.run.dir=''", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert summary(tmp_path)["status"] == "completed"
+def test_the_cli_reports_only_the_runs_it_launched_and_overwrite_replaces_a_sweep(tmp_path: Path) -> None:
+    line = one_error_line(fedrl("run", *TINY, "hydra.run.dir=''", cwd=tmp_path), 2)  # not the current dir
+    assert "hydra.run.dir='' is not allowed: it must name a folder" in line, line
     sweep = tmp_path / "sweep"
     assert fedrl("run", "-m", *TINY, "seed=0,1,2", f"hydra.sweep.dir={sweep}", cwd=tmp_path).returncode == 0
     line = one_error_line(fedrl("run", "-m", *TINY, "seed=5", f"hydra.sweep.dir={sweep}", cwd=tmp_path), 2)
     assert f"{sweep} already holds 3 runs" in line, line
     result = fedrl("run", "-m", *TINY, "seed=5", f"hydra.sweep.dir={sweep}", "++overwrite=true", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "sweep of 1 jobs: 1 completed, 0 failed" in result.stderr  # not the two older jobs still there
+    assert "sweep of 1 jobs: 1 completed, 0 failed" in result.stderr
     assert summary(sweep / "0_fastfedpg_tabular")["config"]["seed"] == 5
+    assert find_run_dirs([sweep]) == [sweep / "0_fastfedpg_tabular"]  # the older jobs' results are gone
+    line = one_error_line(fedrl("run", *TINY, f"hydra.run.dir={sweep}", "++overwrite=true", cwd=tmp_path), 2)
+    assert f"{sweep} is a sweep dir (it holds multirun.yaml)" in line, line
 
 
 def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_is_killed(tmp_path: Path) -> None:
