@@ -13,6 +13,8 @@ Nothing is launched when the path cannot be resumed: :class:`ResumeError` says w
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import re
 import sys
@@ -87,9 +89,35 @@ def _nothing_to_lose(run_dir: Path) -> bool:
     return (run_dir / ".hydra" / "config.yaml").is_file() and ((run_dir / checkpoint.FILE).is_file() or not rows)
 
 
+# the files a resumed run writes (its results, Hydra's record of the command and the job's log)
+WRITTEN = (*rundir.RESULT_FILES, ".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "fedrl.log")
+
+
+def _check_written(run_dir: Path) -> None:
+    """:class:`ResumeError` when a file the run would write is not a regular file of its own: writing through a
+    link could change a file elsewhere, and opening a FIFO to write waits for a reader forever."""
+    for name in WRITTEN:
+        path = run_dir / name
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"
+            raise ResumeError(f"{path} is {kind}: a run writes only regular files of its own there; remove it")
+
+
+def _csv_intact(data: bytes) -> bool:
+    """Whether ``data`` reads as a CSV that fedrl wrote: text, a header whose first column is ``round``, and rows
+    as long as the header."""
+    try:
+        text = data.decode()
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except (UnicodeDecodeError, csv.Error):
+        return False
+    return "\0" not in text and bool(rows) and rows[0][:1] == ["round"] and all(len(r) == len(rows[0]) for r in rows)
+
+
 def _check_job(run_dir: Path) -> dict[str, Any]:
     """The summary of the run in ``run_dir``; :class:`ResumeError` if it is running, its summary cannot be read (a
     silent restart would lose it), its checkpoint is unusable or its CSVs are shorter than the checkpoint says."""
+    _check_written(run_dir)
     summary = read_summary(run_dir)
     if summary is None and _nothing_to_lose(run_dir):
         summary = {"status": "unknown"}  # e.g. a full disk at its first write
@@ -112,6 +140,11 @@ def _check_job(run_dir: Path) -> dict[str, Any]:
             raise ResumeError(
                 f"{run_dir / name} holds {found} bytes, fewer than the {size} it had at the checkpoint of round "
                 f"{header.round}: it was cut since; restore it, or start the run again"
+            )
+        if not _csv_intact(read_regular(run_dir / name)[:size]):
+            raise ResumeError(
+                f"{run_dir / name} was changed since the checkpoint of round {header.round} (its rows are not the "
+                "CSV fedrl wrote): restore it, or start the run again"
             )
     return summary
 
