@@ -131,7 +131,7 @@ def corrupt_trunk_source(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("name", ["basic", "parallel"])
-def test_a_job_that_raises_is_marked_failed_and_the_others_complete(tmp_path: Path, name: str) -> None:
+def test_a_job_with_a_damaged_trunk_source_is_bad_input_and_the_others_complete(tmp_path: Path, name: str) -> None:
     source = corrupt_trunk_source(tmp_path)
     result, sweep = multirun(
         tmp_path,
@@ -141,12 +141,12 @@ def test_a_job_that_raises_is_marked_failed_and_the_others_complete(tmp_path: Pa
         f"algo.trunk_from={source},null",
         "algo.rounds=1",
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     jobs = {s["config"]["algo"]["trunk_from"]: s for s in job_summaries(sweep).values()}
     assert jobs[None]["status"] == "completed"
-    assert jobs[str(source)]["status"] == "failed" and jobs[str(source)]["error_type"] == "error"
+    assert jobs[str(source)]["status"] == "failed" and jobs[str(source)]["error_type"] == "bad_input"
     assert "model.pt is not a model this fedrl can read" in jobs[str(source)]["error"]
-    assert "sweep of 2 jobs: 1 completed, 1 failed, 0 with bad input" in result.stderr
+    assert "sweep of 2 jobs: 1 completed, 0 failed, 1 with bad input" in result.stderr
 
 
 def test_job_dirs_name_their_swept_values(tmp_path: Path) -> None:
