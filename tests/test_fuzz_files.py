@@ -124,7 +124,7 @@ MUTATIONS = st.tuples(
     st.sampled_from(VALUES),
     st.lists(st.integers(0, 50), max_size=3),
 )
-SETTINGS = settings(derandomize=True, deadline=None, database=None,
+SETTINGS = settings(max_examples=40, derandomize=True, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])  # fmt: skip
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from fedrl_cli.reproduce.hopper_data import NORMS
 from fedrl_cli.reproduce.subspace_hopper import (
@@ -55,8 +56,14 @@ def comparison(seeds: int = 10) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_scores_paired_tests_and_claims() -> None:
-    found = hopper_analysis(comparison())
+@pytest.fixture(scope="module")
+def analysed() -> dict:
+    """(ii)'s analysis of :func:`comparison` (computed once: its permutation tests take seconds)."""
+    return hopper_analysis(comparison())
+
+
+def test_scores_paired_tests_and_claims(analysed: dict) -> None:
+    found = analysed
     rows = found["rows"]
     assert len(rows) == 3 * 10 * 4
     assert np.allclose(rows["curve_area"], 0.75 * rows["score"])  # the last 3 of 4 evaluations are the level
@@ -83,8 +90,8 @@ def test_a_claim_fails_when_the_difference_straddles_zero() -> None:
     assert held[f"Gains over {SINGLE}"] is False
 
 
-def test_per_agent_against_the_pooled_single_agents() -> None:
-    table = hopper_analysis(comparison())["per_agent"].set_index("agent")
+def test_per_agent_against_the_pooled_single_agents(analysed: dict) -> None:
+    table = analysed["per_agent"].set_index("agent")
     pooled = table[f"{SINGLE} (all agents)"].iloc[0]
     assert table[f"{SINGLE} (all agents)"].nunique() == 1  # one pool for every agent
     assert np.isclose(table.loc[3, OURS] - pooled, 220, atol=40)  # +100 + 40·3 over that agent's own single runs
@@ -92,8 +99,8 @@ def test_per_agent_against_the_pooled_single_agents() -> None:
     assert "Welch t, 10 seeds" in table.loc[0, f"{OURS} − pooled"]
 
 
-def test_aggregates_over_runs_and_agents() -> None:
-    table, improvement, notes = hopper_analysis(comparison())["aggregates"]
+def test_aggregates_over_runs_and_agents(analysed: dict) -> None:
+    table, improvement, notes = analysed["aggregates"]
     iqm = table[(table.group == OURS) & (table.statistic == "IQM")].iloc[0]
     assert iqm.ci_low <= iqm.point <= iqm.ci_high and iqm.runs == 10 and iqm.tasks == 4
     better = improvement[(improvement.x == OURS) & (improvement.y == FEDAVG)].iloc[0]

@@ -5,17 +5,45 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import compose_config, fedrl
+from conftest import compose_config
 from test_resume import mark_killed, run_keeping_checkpoint
 from test_rundirs import one_error_line
+from typer.testing import CliRunner
 
 from fedrl_cli import resume, rundir
+from fedrl_cli.cli import app
 from fedrl_cli.errors import ResumeError
 
 TINY = ("algo.rounds=3", "progress=false")
+
+
+def fedrl(*arguments: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+    """`fedrl ARGUMENTS` in this process (Typer's runner: no start-up cost), as :func:`conftest.fedrl` returns it;
+    tests of signals and concurrent writers start real processes instead."""
+    previous = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(arguments))
+    finally:
+        os.chdir(previous)
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    assert not crashed, result.output
+    return subprocess.CompletedProcess(arguments, result.exit_code, result.stdout, result.stderr)
+
+
+def in_process_line(code: int, *arguments: str) -> str:
+    """`fedrl ARGUMENTS` run in this process (no start-up cost): it must exit ``code`` with one line and no
+    traceback; returns the line."""
+    result = CliRunner().invoke(app, list(arguments))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == code and "Traceback" not in result.output, result.output
+    lines = [line for line in result.stderr.splitlines() if line.startswith("fedrl: ")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
 
 
 def test_a_lock_file_that_is_a_link_or_a_fifo_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
@@ -76,9 +104,8 @@ def test_a_damaged_trunk_source_is_bad_input_and_no_run_starts(tmp_path: Path) -
     }
     for name, (source, expected) in cases.items():
         target = tmp_path / f"new_{name}"
-        result = fedrl("run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={source}", "progress=false",
-                       f"hydra.run.dir={target}", cwd=tmp_path)  # fmt: skip
-        line = one_error_line(result, 2)
+        line = in_process_line(2, "run", "algo=single_ppo", "env=hopper", f"algo.trunk_from={source}",
+                               "progress=false", f"hydra.run.dir={target}")  # fmt: skip
         assert line.startswith(f"fedrl: error: algo.trunk_from={source} is not allowed: ") and expected in line, line
         assert not (target / "metrics.csv").exists()
 
@@ -244,7 +271,7 @@ def test_evaluate_refuses_a_crafted_model_in_one_line(tmp_path: Path) -> None:
         run_dir = tmp_path / name.replace(" ", "_")
         run_dir.mkdir()
         torch.save(saved, run_dir / "model.pt")
-        line = one_error_line(fedrl("evaluate", str(run_dir), "--episodes", "1", cwd=tmp_path), 2)
+        line = in_process_line(2, "evaluate", str(run_dir), "--episodes", "1")
         assert f"{run_dir / 'model.pt'} is not a model this fedrl can read" in line, (name, line)
 
 
