@@ -315,7 +315,10 @@ _REMEDIES = {
     errno.EROFS: "make the file system writable",
     errno.EACCES: "fix the permissions",
     errno.EPERM: "fix the permissions",
+    errno.EMFILE: "raise the limit of open files (ulimit -n)",
+    errno.ENFILE: "raise the limit of open files (ulimit -n)",
 }
+FILE_LIMIT = (errno.EMFILE, errno.ENFILE)  # a file that could not be opened at all: neither read nor written
 
 
 def _write_failure(error: OSError, run_dir: Path) -> str:
@@ -324,7 +327,8 @@ def _write_failure(error: OSError, run_dir: Path) -> str:
     where = error.filename or run_dir
     kept = checkpoint.last_round(run_dir)
     rows = f"rows up to round {kept} are kept" if kept is not None else "no checkpoint yet, so resume starts over"
-    return f"{what} writing {where}; {rows}; {_REMEDIES.get(error.errno, 'fix it')} and run `fedrl resume {run_dir}`"
+    doing = "opening" if error.errno in FILE_LIMIT else "writing"
+    return f"{what} {doing} {where}; {rows}; {_REMEDIES.get(error.errno, 'fix it')} and run `fedrl resume {run_dir}`"
 
 
 def _record_failure(summary: dict[str, Any], record: Any, **fields: Any) -> None:

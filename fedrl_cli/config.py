@@ -431,10 +431,12 @@ def validate(cfg: Mapping[str, Any]) -> None:
             raise ConfigError(
                 f"{keys} is not allowed: {what} would take {floats:.3g} floats; at most {MAX_FLOATS:.3g} (1 GiB) fit"
             )
-    if "minibatches" in algo and algo["minibatches"] > algo["rollout_steps"] * env["n_envs"]:
+    batch = algo.get("rollout_steps", 0) * env.get("n_envs", 1)
+    if "minibatches" in algo and batch // algo["minibatches"] < 2:  # advantages are normalised by their std
+        most = f"at most {batch // 2}" if batch >= 2 else "raise algo.rollout_steps"
         raise ConfigError(
-            f"algo.minibatches={algo['minibatches']} is not allowed: it must be at most "
-            f"algo.rollout_steps × env.n_envs = {algo['rollout_steps'] * env['n_envs']}"
+            f"algo.minibatches={algo['minibatches']} is not allowed with algo.rollout_steps × env.n_envs = {batch}: "
+            f"each minibatch needs at least 2 samples (advantages are normalised by their spread); {most}"
         )
 
 

@@ -207,6 +207,11 @@ def plan(path: Path, extra: list[str]) -> list[str]:
                 "and Hydra's settings (hydra.*, hydra/...) can change"
             )
     path = path.resolve()
+    if "${" in str(path):
+        raise ResumeError(
+            f"{path}: Hydra reads ${{...}} in a path as an interpolation, so this dir cannot be resumed in place; "
+            "rename it without '${' and resume the renamed dir"
+        )
     if (path / "multirun.yaml").is_file():
         _refuse_if_written(path)
         multirun = path / "multirun.yaml"

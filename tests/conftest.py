@@ -88,3 +88,18 @@ def small_disk(tmp_path: Path):
     mount_tmpfs(disk, "96k")
     yield disk
     subprocess.run(["umount", str(disk)], check=False)
+
+
+# the slowest tests (a minute or more on 2 cores), run first: pytest-xdist then hands them to different workers at
+# the start, instead of leaving one to finish alone at the end
+SLOWEST = (  # longest first; the first two start on different workers
+    "test_the_demo_tells_the_papers_story_on_its_own_seeds",
+    "test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_data",
+    "test_reproduce_subspace_tabular_part_on_a_tiny_budget",
+    "test_a_killed_worker_fails_the_run_in_one_line_and_resume_finishes_it",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: index for index, name in enumerate(SLOWEST)}
+    items.sort(key=lambda item: rank.get(item.originalname, len(SLOWEST)))  # stable: the rest keep their order

@@ -396,3 +396,41 @@ def test_a_second_signal_stops_a_long_round_at_once_and_says_why(tmp_path: Path)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     assert summary["error"].startswith("SIGTERM again: stopped at once, during a round; continue it with"), summary
+
+
+def test_a_minibatch_of_one_sample_is_bad_input(tmp_path: Path) -> None:
+    base = ("run", "algo=single_ppo", "env=hopper", "algo.rollout_steps=1", f"hydra.run.dir={tmp_path / 'run'}")
+    line = in_process_line(2, *base, "algo.minibatches=1")
+    assert "each minibatch needs at least 2 samples" in line and "raise algo.rollout_steps" in line, line
+    line = in_process_line(2, *base[:-2], "algo.rollout_steps=6", "algo.minibatches=4", base[-1])
+    assert "algo.minibatches=4 is not allowed with algo.rollout_steps × env.n_envs = 6" in line and "at most 3" in line
+
+
+def test_a_run_dir_named_with_an_interpolation_is_refused_not_resumed_elsewhere(tmp_path: Path) -> None:
+    run_dir = run_keeping_checkpoint(tmp_path, "run", "n_agents=2", "algo.rounds=4", "checkpoint_every=2", *TINY[1:])
+    mark_killed(run_dir)
+    literal = run_dir.rename(tmp_path / "at_${oc.env:HOME}_x")  # a folder whose name holds the characters ${...}
+    before = tree(literal)
+    line = one_error_line(fedrl("resume", str(literal), cwd=tmp_path), 2)
+    assert "Hydra reads ${...} in a path as an interpolation" in line, line
+    assert tree(literal) == before and sorted(p.name for p in tmp_path.iterdir()) == ["at_${oc.env:HOME}_x"]
+    renamed = literal.rename(tmp_path / "renamed")
+    assert fedrl("resume", str(renamed), cwd=tmp_path).returncode == 0
+
+
+def test_too_few_file_descriptors_is_said_as_such_not_as_a_write(tmp_path: Path) -> None:
+    import shlex
+    import sys
+
+    hit = 0
+    for limit in (5, 6, 7):
+        run_dir = tmp_path / f"limit{limit}"
+        command = f"ulimit -n {limit}; {shlex.quote(sys.executable)} -m fedrl_cli run {' '.join(TINY)} " \
+                  f"hydra.run.dir={run_dir}"  # fmt: skip
+        result = subprocess.run(["bash", "-c", command], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert "Traceback" not in result.stderr, result.stderr
+        if "too many open files" in result.stderr:
+            hit += 1
+            line = one_error_line(result, 1)
+            assert "too many open files opening " in line and "raise the limit of open files (ulimit -n)" in line
+    assert hit, "no limit was low enough to be hit"
