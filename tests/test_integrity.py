@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
+import shlex
+import signal
 import subprocess
+import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import compose_config
-from test_resume import mark_killed, run_keeping_checkpoint
+from test_resume import mark_killed, run_keeping_checkpoint, wait_for_rows
 from test_rundirs import one_error_line
 from typer.testing import CliRunner
 
@@ -79,7 +85,6 @@ def test_plot_reads_only_regular_files_so_a_fifo_cannot_hang_it(tmp_path: Path) 
 def source_run(path: Path, model_bytes: bytes | None = None, obs_dim: int = 11, config: dict | None = None) -> Path:
     """A completed fedsubspace_ac hopper run's dir as a transfer source: its summary and a model.pt (``model_bytes``
     as they are, or a model of ``obs_dim`` inputs saved with ``config``)."""
-    import numpy as np
 
     from fedrl_cli.algos.ppo import ActorCritic, save_model
     from fedrl_cli.envs.hopper import RunningMoments
@@ -180,9 +185,6 @@ def test_unreadable_hydra_files_stop_resume_in_one_line(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_of_objects_or_of_another_run_is_refused_before_it_is_used(tmp_path: Path) -> None:
-    import pickle
-
-    import numpy as np
 
     from fedrl_cli.checkpoint import FORMAT
 
@@ -210,11 +212,6 @@ def test_a_checkpoint_of_objects_or_of_another_run_is_refused_before_it_is_used(
 
 
 def test_a_resumed_sweep_holds_its_dir_so_no_other_sweep_can_replace_it(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    from test_resume import wait_for_rows
 
     sweep = tmp_path / "sweep"
     long = ["algo.rounds=100000", "algo.gradient=sampled", "progress=false", "seed=0,1", "hydra.launcher.n_jobs=1"]
@@ -248,7 +245,6 @@ def test_a_resumed_sweep_holds_its_dir_so_no_other_sweep_can_replace_it(tmp_path
 
 
 def test_evaluate_refuses_a_crafted_model_in_one_line(tmp_path: Path) -> None:
-    import numpy as np
     import torch
 
     from fedrl_cli.algos.ppo import ActorCritic
@@ -340,11 +336,6 @@ def test_a_ray_address_with_no_cluster_is_bad_input_within_seconds(tmp_path: Pat
 
 
 def test_sigterm_or_sighup_to_a_sweep_stops_every_job_after_its_round_and_names_resume(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-
-    from test_resume import wait_for_rows
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         sweep = tmp_path / signum.name
@@ -359,9 +350,15 @@ def test_sigterm_or_sighup_to_a_sweep_stops_every_job_after_its_round_and_names_
                                   cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         for job in ("0_fastfedpg_tabular_seed=0", "1_fastfedpg_tabular_seed=1"):
             wait_for_rows(parent, sweep / job / "metrics.csv", 3)
+        children = [int(pid) for path in Path(f"/proc/{parent.pid}/task").glob("*/children")
+                    for pid in path.read_text().split()]  # fmt: skip
         parent.send_signal(signum)  # to the parent alone, as a scheduler does
         _, errors = parent.communicate(timeout=60)
         assert parent.returncode == 130, errors
+        deadline = time.monotonic() + 20
+        while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert children and not [pid for pid in children if Path(f"/proc/{pid}").exists()]  # no worker left behind
         assert f"fedrl: {signum.name}: interrupted; continue with `fedrl resume {sweep}`" in errors, errors
         statuses = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/summary.json"))]
         assert len(statuses) == 2, statuses  # the third job never started
@@ -370,12 +367,6 @@ def test_sigterm_or_sighup_to_a_sweep_stops_every_job_after_its_round_and_names_
 
 
 def test_a_second_signal_stops_a_long_round_at_once_and_says_why(tmp_path: Path) -> None:
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_resume import wait_for_rows
 
     run_dir = tmp_path / "run"
     long = [
@@ -419,8 +410,6 @@ def test_a_run_dir_named_with_an_interpolation_is_refused_not_resumed_elsewhere(
 
 
 def test_too_few_file_descriptors_is_said_as_such_not_as_a_write(tmp_path: Path) -> None:
-    import shlex
-    import sys
 
     hit = 0
     for limit in (5, 6, 7):
