@@ -21,7 +21,8 @@ def test_reproduce_help_names_every_option_and_list_shows_the_reproductions(tmp_
 
 
 def test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_data(tmp_path: Path) -> None:
-    result = fedrl("reproduce", "fastfedpg", "--seeds", "1", "--scale", "0.01", "--out", "r", cwd=tmp_path, timeout=600)
+    arguments = ("--seeds", "1", "--scale", "0.01", "--jobs", "1", "--out", "r")  # one job at a time: less CPU
+    result = fedrl("reproduce", "fastfedpg", *arguments, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     report = tmp_path / "r" / "report.md"
     lines = result.stdout.strip().splitlines()
@@ -71,7 +72,7 @@ def test_bad_reproduce_input_exits_2_in_one_line(tmp_path: Path, arguments: list
 
 
 def test_reproduce_subspace_tabular_part_on_a_tiny_budget(tmp_path: Path) -> None:
-    arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.01", "--jobs", "2", "--out", "s")
+    arguments = ("--part", "tabular", "--seeds", "2", "--scale", "0.01", "--jobs", "1", "--out", "s")
     result = fedrl("reproduce", "subspace", *arguments, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1].startswith("fedrl: wrote s/tabular.md: ")
