@@ -308,6 +308,7 @@ def _failure(error: BaseException, run_dir: Path) -> tuple[str, str, str, BaseEx
     return "failed", "error", f"{type(error).__name__}: {error}", error
 
 
+FILE_LIMIT_REMEDY = "raise the limit of open files (ulimit -n)"
 # what to do about a write the file system refused, by errno
 _REMEDIES = {
     errno.ENOSPC: "free space",
@@ -315,10 +316,14 @@ _REMEDIES = {
     errno.EROFS: "make the file system writable",
     errno.EACCES: "fix the permissions",
     errno.EPERM: "fix the permissions",
-    errno.EMFILE: "raise the limit of open files (ulimit -n)",
-    errno.ENFILE: "raise the limit of open files (ulimit -n)",
+    errno.EMFILE: FILE_LIMIT_REMEDY,
+    errno.ENFILE: FILE_LIMIT_REMEDY,
 }
-FILE_LIMIT = (errno.EMFILE, errno.ENFILE)  # a file that could not be opened at all: neither read nor written
+
+
+def failed_action(error: OSError) -> str:
+    """What the file system refused: ``opening`` a file at all (too many open files), or ``writing`` it."""
+    return "opening" if error.errno in (errno.EMFILE, errno.ENFILE) else "writing"
 
 
 def _write_failure(error: OSError, run_dir: Path) -> str:
@@ -327,8 +332,8 @@ def _write_failure(error: OSError, run_dir: Path) -> str:
     where = error.filename or run_dir
     kept = checkpoint.last_round(run_dir)
     rows = f"rows up to round {kept} are kept" if kept is not None else "no checkpoint yet, so resume starts over"
-    doing = "opening" if error.errno in FILE_LIMIT else "writing"
-    return f"{what} {doing} {where}; {rows}; {_REMEDIES.get(error.errno, 'fix it')} and run `fedrl resume {run_dir}`"
+    remedy = _REMEDIES.get(error.errno, "fix it")
+    return f"{what} {failed_action(error)} {where}; {rows}; {remedy} and run `fedrl resume {run_dir}`"
 
 
 def _record_failure(summary: dict[str, Any], record: Any, **fields: Any) -> None:

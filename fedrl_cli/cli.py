@@ -174,8 +174,8 @@ def _path_failure(error: OSError, sweep: bool) -> typer.Exit:
         return _fail(
             f"{where}: {reason}: hydra.run.dir / hydra.sweep.dir must be a folder fedrl can create and write", 2
         )
-    limit = error.errno in task.FILE_LIMIT
-    doing, remedy = ("opening", "raise the limit of open files (ulimit -n)") if limit else ("writing", "fix it")
+    doing = task.failed_action(error)
+    remedy = task.FILE_LIMIT_REMEDY if doing == "opening" else "fix it"
     if not started:
         return _fail(f"{reason} {doing} {where}; nothing was run; {remedy} and run again", 1)
     typer.echo(f"fedrl: error: {reason} {doing} {where}; {remedy} and run `fedrl resume {started}`", err=True)

@@ -36,3 +36,8 @@ class Escalated(BaseException):
     def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
+
+
+def first_line(error: BaseException) -> str:
+    """An error's message in one line of at most 200 characters (its type's name when it has none)."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]

@@ -26,7 +26,7 @@ from omegaconf import OmegaConf
 from fedrl_cli import checkpoint, rundir
 from fedrl_cli.app import RESUME_ENV
 from fedrl_cli.config import PLACEMENT_KEYS, validate
-from fedrl_cli.errors import ConfigError, ResumeError
+from fedrl_cli.errors import ConfigError, ResumeError, first_line
 from fedrl_cli.rundir import quoted
 from fedrl_cli.runs import find_run_dirs, read_regular, read_summary
 
@@ -50,7 +50,7 @@ def _saved_overrides(path: Path, *keys: str) -> list[str]:
             node = node[key]
         listed = OmegaConf.to_container(node, resolve=False)
     except Exception as error:
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        reason = first_line(error)
         raise ResumeError(f"{path} cannot be read as fedrl wrote it ({reason}): restore it, or start again") from None
     if not isinstance(listed, list) or not all(isinstance(item, str) for item in listed):
         where = ".".join(keys) or "the file"

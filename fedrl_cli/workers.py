@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fedrl_cli.errors import ConfigError, RunFailed
+from fedrl_cli.errors import ConfigError, RunFailed, first_line
 
 log = logging.getLogger("fedrl")
 
@@ -282,7 +282,7 @@ def start_ray(address: str | None, cpus: int) -> bool:
         try:
             ray.init(address=address, **settings)
         except (ConnectionError, TimeoutError) as error:  # `auto` with no cluster running, a cluster gone
-            reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            reason = first_line(error)
             raise ConfigError(f"ray_address={address}: no Ray cluster to join ({reason})") from None
     available = ray.cluster_resources().get("CPU", 0)
     if available < cpus:
