@@ -30,7 +30,8 @@ FORMAT = 3
 @dataclass(frozen=True)
 class Header:
     """When the checkpoint was taken: after ``round``'s row was written, ``elapsed_s`` seconds into the run,
-    with ``csv_bytes`` the sizes of the run's CSV files at that moment (rows after it are cut on resume)."""
+    with ``csv_bytes`` the sizes of the run's CSV files at that moment (rows after it are cut on resume), and
+    ``event_bytes`` those of its TensorBoard event files."""
 
     round: int
     elapsed_s: float
@@ -38,6 +39,7 @@ class Header:
     format: int = FORMAT
     fedrl: str = ""
     config: dict[str, Any] = field(default_factory=dict)  # the run's config (empty in older checkpoints)
+    event_bytes: dict[str, int] = field(default_factory=dict)  # sizes of the TensorBoard event files, by name
 
 
 def _version() -> str:
@@ -118,7 +120,9 @@ class _Unpickler(pickle.Unpickler):
 
 def save(run_dir: Path, header: Header, state: Any, rebuilt: dict[str, object]) -> None:
     """Write ``header`` and ``state`` to ``run_dir/checkpoint.pkl`` atomically (temp file, fsync, rename)."""
-    header = Header(header.round, header.elapsed_s, header.csv_bytes, FORMAT, _version(), header.config)
+    header = Header(
+        header.round, header.elapsed_s, header.csv_bytes, FORMAT, _version(), header.config, header.event_bytes
+    )
     with atomic_file(run_dir / FILE, binary=True) as handle:
         pickle.dump(asdict(header), handle, protocol=pickle.HIGHEST_PROTOCOL)
         _Pickler(handle, rebuilt).dump(state)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from fedrl_cli.errors import ConfigError
+from fedrl_cli.event_log import LOGGERS
 from fedrl_cli.runs import read_summary
 
 
@@ -89,6 +90,10 @@ TOP_LEVEL: dict[str, Rule] = {
     "overwrite": BOOLEAN,
     "backend": one_of("local", "ray"),
     "workers": integer(1),
+    "loggers": Rule(
+        lambda v: isinstance(v, list) and "csv" in v and all(item in LOGGERS for item in v),
+        "a list of " + " and ".join(LOGGERS) + " that holds csv (plots and resume read it), e.g. [csv,tensorboard]",
+    ),
     "ray_address": Rule(
         lambda v: v is None or v == "auto" or (isinstance(v, str) and re.fullmatch(r"(ray://)?[\w.\-]+:\d+", v)),
         "null (start a local Ray instance), auto or HOST:PORT",

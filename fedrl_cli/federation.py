@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fedrl_cli import checkpoint
+from fedrl_cli import checkpoint, event_log
 from fedrl_cli.errors import Diverged, Interrupted, RunFailed
 from fedrl_cli.metrics import LEADING_COLUMNS, CsvLog
 from fedrl_cli.progress import RoundProgress
@@ -116,7 +116,8 @@ def run_rounds(
     """Run rounds ``1..rounds`` of ``experiment`` (from ``resumed.round + 1`` when resuming from that checkpoint),
     logging ``measure()`` after each and before the first; per-agent rows every ``agent_metrics_every`` rounds
     and at the last (0: none, the file keeps its header). Checkpoints record ``config``, the run's, so that a
-    checkpoint copied from another run is refused on resume.
+    checkpoint copied from another run is refused on resume. With ``tensorboard`` in ``config["loggers"]`` every
+    row also goes to TensorBoard event files (:mod:`fedrl_cli.event_log`), cut back with the CSVs on resume.
 
     Returns the last row of ``metrics.csv``; raises :class:`RunFailed` naming the round when a metric is not
     finite or a round raises, :class:`Interrupted` when a signal stopped it.
@@ -124,6 +125,10 @@ def run_rounds(
     first = 0 if resumed is None else resumed.round + 1
     start = time.perf_counter() - (0.0 if resumed is None else resumed.elapsed_s)
     logs: tuple[CsvLog, CsvLog] | None = None
+    events: event_log.EventLog | None = None
+    tensorboard = "tensorboard" in (config or {}).get("loggers", ())
+    if tensorboard:  # a run starting afresh drops any earlier events; a resumed one cuts them back
+        event_log.cut_back(run_dir, {} if resumed is None else resumed.event_bytes)
     if resumed is not None:
         logs = tuple(CsvLog.reopen(run_dir / name, resumed.csv_bytes[name]) for name in (METRICS, AGENT_METRICS))
     row: dict[str, Any] = {}
@@ -153,15 +158,22 @@ def run_rounds(
                         CsvLog(run_dir / METRICS, [*LEADING_COLUMNS, *measured.metrics]),
                         CsvLog(run_dir / AGENT_METRICS, ["round", "agent", *measured.agent_metrics]),
                     )
+                if tensorboard and events is None:
+                    events = event_log.EventLog(run_dir, None if resumed else config, list(measured.metrics))
                 metrics_log, agent_log = logs
                 metrics_log.write(row)
                 thinned = agent_metrics_every == 0 or (round_index % agent_metrics_every and round_index < rounds)
-                for agent in range(0 if thinned else n_agents):
-                    values = {
+                agent_rows = [
+                    {
                         key: None if array[agent] is None else float(array[agent])
                         for key, array in measured.agent_metrics.items()
                     }
+                    for agent in range(0 if thinned else n_agents)
+                ]
+                for agent, values in enumerate(agent_rows):
                     agent_log.write({"round": round_index, "agent": agent, **values})
+                if events is not None:
+                    events.write(row, agent_rows)
                 progress.update(round_index, measured.metrics)
                 problem = _first_non_finite(measured.metrics)
                 if problem is not None:
@@ -170,11 +182,14 @@ def run_rounds(
                 if round_index < rounds and (due or stop.requested):
                     sizes = {METRICS: metrics_log.sync(), AGENT_METRICS: agent_log.sync()}  # durable before it
                     elapsed = time.perf_counter() - start
-                    header = checkpoint.Header(round_index, elapsed, sizes, config=config or {})
+                    event_sizes = {} if events is None else events.sizes()
+                    header = checkpoint.Header(
+                        round_index, elapsed, sizes, config=config or {}, event_bytes=event_sizes
+                    )
                     checkpoint.save(run_dir, header, experiment.state(), experiment.rebuilt())
                 if stop.requested and round_index < rounds:
                     raise Interrupted(f"{stop.requested}: stopped after round {round_index}")
     finally:
-        for csv_log in logs or ():
-            csv_log.close()
+        for log_file in (*(logs or ()), *([events] if events else [])):
+            log_file.close()
     return row

@@ -34,6 +34,7 @@ NOT_GROUPING = {
     "progress",
     "checkpoint_every",
     "agent_metrics_every",
+    "loggers",
     "overwrite",
     "backend",
     "workers",
@@ -117,19 +118,23 @@ def flatten_config(config: dict[str, Any]) -> dict[str, Any]:
     """``{"algo": {"name": "x", "lr": 1, "layers": ["a", "b"]}}`` → ``{"algo": "x", "algo.lr": 1, "algo.layers":
     "a,b"}``, plus the short aliases (a list becomes one comma-joined value, so runs that differ in it are
     different groups)."""
+
+    def joined(item: Any) -> Any:
+        return ",".join(map(str, item)) if isinstance(item, list) else item
+
     flat: dict[str, Any] = {}
     for key, value in config.items():
         if isinstance(value, dict):
             flat[key] = value.get("name")
             flat.update(
                 {
-                    f"{key}.{sub}": ",".join(map(str, item)) if isinstance(item, list) else item
+                    f"{key}.{sub}": joined(item)
                     for sub, item in value.items()
                     if sub != "name" and not isinstance(item, dict)
                 }
             )
         elif key != "hydra":
-            flat[key] = value
+            flat[key] = joined(value)
     flat.update({alias: flat[full] for alias, full in ALIASES.items() if full in flat})
     return flat
 

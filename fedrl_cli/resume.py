@@ -23,7 +23,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from fedrl_cli import checkpoint, rundir
+from fedrl_cli import checkpoint, event_log, rundir
 from fedrl_cli.app import RESUME_ENV
 from fedrl_cli.config import PLACEMENT_KEYS, validate
 from fedrl_cli.errors import ConfigError, ResumeError, first_line
@@ -96,7 +96,11 @@ WRITTEN = (*rundir.RESULT_FILES, ".hydra/config.yaml", ".hydra/hydra.yaml", ".hy
 def _check_written(run_dir: Path) -> None:
     """:class:`ResumeError` when a file the run would write is not a regular file of its own: writing through a
     link could change a file elsewhere, and opening a FIFO to write waits for a reader forever."""
-    for name in WRITTEN:
+    events = run_dir / event_log.FOLDER
+    if events.is_symlink() or (events.exists() and not events.is_dir()):
+        raise ResumeError(f"{events} is not a folder of its own: a run writes its TensorBoard events there; remove it")
+    event_files = [f"{event_log.FOLDER}/{path.name}" for path in events.iterdir()] if events.is_dir() else []
+    for name in (*WRITTEN, *event_files):
         path = run_dir / name
         if path.is_symlink() or (path.exists() and not path.is_file()):
             kind = "a symbolic link" if path.is_symlink() else "a folder" if path.is_dir() else "not a regular file"

@@ -14,6 +14,7 @@ import fcntl
 import itertools
 import os
 import re
+import shutil
 import socket
 import stat
 from collections.abc import Iterator, Mapping
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from fedrl_cli.errors import DirRefused
+from fedrl_cli.event_log import FOLDER
 
 if TYPE_CHECKING:
     from hydra.core.override_parser.types import Override
@@ -191,3 +193,8 @@ def clear_results(directory: Path) -> None:
     """Remove a previous run's result files from ``directory`` (``overwrite=true``; the new run writes its own)."""
     for name in results_in(directory):
         (directory / name).unlink()
+    events = directory / FOLDER
+    if events.is_symlink():
+        events.unlink()
+    elif events.is_dir():
+        shutil.rmtree(events)

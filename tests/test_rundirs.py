@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import fedrl, mount_tmpfs, run_into
 from test_resume import SAMPLED, rows, start, summary, wait_for_rows, without_wall_time
+from test_tensorboard import events, scalars
 from typer.testing import CliRunner
 
 from fedrl_cli.cli import app
@@ -134,10 +135,11 @@ def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_
             subprocess.run(["kill", "-9", pid], check=False)
 
 
+@pytest.mark.parametrize("loggers", ["[csv]", "[csv,tensorboard]"])
 def test_a_full_disk_ends_in_one_line_keeps_the_checkpoint_and_resumes_identically(
-    tmp_path: Path, small_disk: Path
+    tmp_path: Path, small_disk: Path, loggers: str
 ) -> None:
-    overrides = ("algo.rounds=2000", "checkpoint_every=10", "progress=false")
+    overrides = ("algo.rounds=2000", "checkpoint_every=10", "progress=false", f"loggers={loggers}")
     result, run_dir = run_into(small_disk, "run", *overrides)
     line = one_error_line(result, 1)
     done = summary(run_dir)
@@ -156,6 +158,10 @@ def test_a_full_disk_ends_in_one_line_keeps_the_checkpoint_and_resumes_identical
     assert reference_result.returncode == 0, reference_result.stderr
     assert without_wall_time(run_dir / "metrics.csv") == without_wall_time(reference / "metrics.csv")
     assert (run_dir / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
+    if "tensorboard" in loggers:  # the events too: each step once, as the uninterrupted run's
+        resumed, uninterrupted = scalars(events(run_dir)), scalars(events(reference))
+        assert resumed.pop("wall_s") and uninterrupted.pop("wall_s")
+        assert resumed == uninterrupted
 
 
 class FullDisk:
