@@ -24,7 +24,7 @@ from fedrl_cli.metrics import atomic_file
 
 FILE = "checkpoint.pkl"
 # bump whenever what an experiment saves changes shape: older checkpoints are then refused with a clear error
-FORMAT = 3
+FORMAT = 4
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ _PROJECT = [
     ("fedrl_cli.algos.fedavg_pg", "FedAvgPG"),
     ("fedrl_cli.algos.local_pg", "LocalPG"),
     ("fedrl_cli.algos.fedsubspace_ac", "FedSubspaceAC"),
-    ("fedrl_cli.envs.hopper", "RunningMoments"),
+    ("fedrl_cli.envs.mujoco", "RunningMoments"),
 ]
 ALLOWED = frozenset([*_NUMPY, *_PROJECT])
 

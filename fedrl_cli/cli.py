@@ -433,14 +433,15 @@ def evaluate(
         raise _fail(f"{path}: no saved model (only PPO runs that completed save one)", 2)
     if not 0 <= seed < 2**32:
         raise _fail(f"--seed {seed} is not allowed: it must be an integer in [0, 2^32)", 2)
-    from fedrl_cli.algos.ppo import deterministic_policy, load_model
-    from fedrl_cli.envs.hopper import evaluate as evaluate_agents
+    from fedrl_cli.algos.ppo import deterministic_policy, load_model, saved_task
+    from fedrl_cli.envs.mujoco import evaluate as evaluate_agents
 
     try:
-        model, statistics, maps, _ = load_model(path)
+        model, statistics, maps, config = load_model(path)
     except ValueError as error:
         raise _fail(str(error), 2) from None
-    returns = evaluate_agents(deterministic_policy(model), maps, statistics, episodes, seed)
+    policy = deterministic_policy(model)
+    returns = evaluate_agents(policy, maps, statistics, episodes, seed, env_id=saved_task(config))
     for agent, value in enumerate(returns):
         typer.echo(f"agent {agent}: mean return {value:.1f} over {episodes} episodes")
     typer.echo(f"all agents: {returns.mean():.1f}")
@@ -572,7 +573,10 @@ def _description(path: Path) -> str:
 
 @app.command("list")
 def list_configs() -> None:
-    """List the environment families, algorithms, sweep presets and claim reproductions, one line each."""
+    """List the environment families, MuJoCo tasks, algorithms, sweep presets and claim reproductions, one line
+    each."""
+    from fedrl_cli.envs.tasks import TASKS
+
     for group, title in GROUPS.items():
         typer.echo(f"{group} — {title}:")
         files = sorted((CONF_DIR / group).glob("*.yaml"))
@@ -581,6 +585,12 @@ def list_configs() -> None:
             typer.echo(f"  {path.stem:<{width}}  {_description(path)}")
         if not files:
             typer.echo("  (none)")
+        if group == "env":
+            typer.echo("  tasks of env=mujoco (env.id=...):")
+            width = max(len(name) for name in TASKS)
+            for name, task in TASKS.items():
+                physics = "batched physics" if task.batched else "gymnasium's vector env"
+                typer.echo(f"    {name:<{width}}  {task.actions} actions, {task.observations} observations, {physics}")
     from fedrl_cli.reproduce import REPRODUCTIONS
 
     typer.echo("reproduce — claim reproductions (fedrl reproduce NAME):")

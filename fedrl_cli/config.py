@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fedrl_cli.envs.tasks import BATCHED, TASKS
 from fedrl_cli.errors import ConfigError
 from fedrl_cli.event_log import LOGGERS
 from fedrl_cli.runs import read_summary
@@ -115,7 +116,8 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
         "value_rank": optional_integer(1),
         "value_level": one_of("centred", "offset"),
     },
-    "hopper": {
+    "mujoco": {
+        "id": Rule(lambda v: v in TASKS, "one of " + ", ".join(TASKS)),
         "n_envs": integer(1),
         "action_map": one_of("none", "signed_permutation", "permutation", "gain"),
         "action_map_seed": Rule(
@@ -123,10 +125,16 @@ ENVIRONMENTS: dict[str, dict[str, Rule]] = {
             f"null (the run's seed) or an integer in [0, {SEED_MAX}]",
         ),
         "identity_first": BOOLEAN,
-        "vector": one_of("batched", "sync", "async"),
+        "vector": one_of("auto", "batched", "sync", "async"),
         "physics_threads": integer(1),
     },
 }
+# env=hopper: env=mujoco's preset for Hopper-v5
+ENVIRONMENTS["hopper"] = {
+    **ENVIRONMENTS["mujoco"],
+    "id": Rule(lambda v: v == "Hopper-v5", "Hopper-v5 (env=hopper is its preset; other tasks: env=mujoco env.id=...)"),
+}
+MUJOCO_ENVS = ("hopper", "mujoco")  # the PPO families: a gymnasium MuJoCo task with action maps
 
 # step-size schedules η_t = η·f(t) over rounds t = 0, 1, ... (algos.common.StepSizeSchedule)
 _SCHEDULE: dict[str, Rule] = {
@@ -214,14 +222,16 @@ _PPO_FEDERATED = {
     "shared_adam": one_of("keep", "reset"),
 }
 
+_PPO_SUBSPACE = {**_PPO_FEDERATED, "shared_layers": layer_list()}
+
 # the keys of each algorithm on each environment family it runs on
 ALGORITHMS: dict[str, dict[str, dict[str, Rule]]] = {
     "fastfedpg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive_at_most_one()}},
     "fedavg_pg": {"tabular": {**_POLICY_GRADIENT, "global_lr": positive_at_most_one()}},
     "local_pg": {"tabular": dict(_POLICY_GRADIENT)},
-    "single_ppo": {"hopper": _PPO_ALL},
-    "fedavg_ppo": {"hopper": _PPO_FEDERATED},
-    "fedsubspace_ac": {"tabular": _SUBSPACE_LINEAR, "hopper": {**_PPO_FEDERATED, "shared_layers": layer_list()}},
+    "single_ppo": {env: _PPO_ALL for env in MUJOCO_ENVS},
+    "fedavg_ppo": {env: _PPO_FEDERATED for env in MUJOCO_ENVS},
+    "fedsubspace_ac": {"tabular": _SUBSPACE_LINEAR, **{env: _PPO_SUBSPACE for env in MUJOCO_ENVS}},
 }
 
 
@@ -251,17 +261,18 @@ def _check_section(prefix: str, section: Mapping[str, Any], rules: Mapping[str, 
 TRUNK_SOURCES = ("fedsubspace_ac", "single_ppo", "fedavg_ppo")
 
 
-def _check_trunk_source(path: str) -> None:
-    """``algo.trunk_from`` must name a completed PPO run on hopper, which saved its model: a fedsubspace_ac run (its
-    shared trunk) or, as a control, a single_ppo or fedavg_ppo run (agent 0's hidden layers)."""
-    allowed = f"it must be the run dir of a completed {', '.join(TRUNK_SOURCES)} run on env=hopper"
+def _check_trunk_source(path: str, env_id: str) -> None:
+    """``algo.trunk_from`` must name a completed PPO run on the task ``env_id``, which saved its model: a
+    fedsubspace_ac run (its shared trunk) or, as a control, a single_ppo or fedavg_ppo run (agent 0's hidden
+    layers)."""
+    allowed = f"it must be the run dir of a completed {', '.join(TRUNK_SOURCES)} run on {env_id}"
     summary = read_summary(Path(path))
     if summary is None:
         raise ConfigError(f"algo.trunk_from={path} is not allowed: no run there; {allowed}")
     config = summary.get("config") if isinstance(summary.get("config"), dict) else {}
     algo, env = (config.get(key) if isinstance(config.get(key), dict) else {} for key in ("algo", "env"))
     source = (algo.get("name"), env.get("name"), summary.get("status"))
-    usable = source[0] in TRUNK_SOURCES and source[1:] == ("hopper", "completed")
+    usable = source[0] in TRUNK_SOURCES and source[1] in MUJOCO_ENVS and source[2] == "completed"
     if not usable or not (Path(path) / "model.pt").is_file():
         raise ConfigError(
             f"algo.trunk_from={path} is not allowed: it holds a {source[2]} {source[0]} run on {source[1]}; {allowed}"
@@ -269,7 +280,7 @@ def _check_trunk_source(path: str) -> None:
     from fedrl_cli.algos.trunk import read_trunk  # torch, only for transfer runs
 
     try:
-        read_trunk(Path(path), HOPPER_OBSERVATIONS, HOPPER_ACTIONS)
+        read_trunk(Path(path), TASKS[env_id].observations, TASKS[env_id].actions)
     except ValueError as error:
         raise ConfigError(f"algo.trunk_from={path} is not allowed: {error}; {allowed}") from None
 
@@ -328,9 +339,6 @@ def _check_optimum_start(env: Mapping[str, Any], algo: Mapping[str, Any]) -> Non
         )
 
 
-HOPPER_ACTIONS, HOPPER_OBSERVATIONS = 3, 11  # Hopper-v5's actuators and observation size
-
-
 def distinct_maps(kind: str, action_dim: int) -> int | None:
     """How many different maps of ``kind`` exist for ``action_dim`` actuators (None: unbounded, or no maps)."""
     if kind == "signed_permutation":
@@ -340,13 +348,20 @@ def distinct_maps(kind: str, action_dim: int) -> int | None:
     return None
 
 
-def _check_action_maps(env: Mapping[str, Any], n_agents: int) -> None:
-    """Every agent gets a map of its own: N may not exceed the number of distinct maps."""
-    most = distinct_maps(env["action_map"], HOPPER_ACTIONS)
+def _check_task(env: Mapping[str, Any], n_agents: int) -> None:
+    """Batched physics only where the task has it; every agent gets a map of its own, so N may not exceed the
+    number of distinct maps."""
+    if env["vector"] == "batched" and env["id"] not in BATCHED:
+        raise ConfigError(
+            f"env.vector=batched is not allowed with env.id={env['id']}: batched physics exists for "
+            f"{', '.join(BATCHED)}; use env.vector=auto or sync"
+        )
+    actions = TASKS[env["id"]].actions
+    most = distinct_maps(env["action_map"], actions)
     if most is not None and n_agents > most:
         raise ConfigError(
             f"n_agents={n_agents} is not allowed with env.action_map={env['action_map']}: every agent gets a map of "
-            f"its own and only {most} distinct ones exist for Hopper's {HOPPER_ACTIONS} actuators"
+            f"its own and only {most} distinct ones exist for {env['id']}'s {actions} actuators"
         )
 
 
@@ -369,7 +384,7 @@ def _check_placement(cfg: Mapping[str, Any]) -> None:
 def _sizes(cfg: Mapping[str, Any]) -> list[tuple[str, int, str]]:
     """The run's largest arrays: (the keys that set the size, floats, what holds them)."""
     env, algo, n = cfg["env"], cfg["algo"], cfg["n_agents"]
-    if env["name"] == "hopper":
+    if env["name"] in MUJOCO_ENVS:
         copies = n * env["n_envs"]
         keys = f"n_agents={n}, env.n_envs={env['n_envs']}"
         return [
@@ -406,15 +421,15 @@ def validate(cfg: Mapping[str, Any]) -> None:
     if not isinstance(algo, Mapping) or algo.get("name") not in ALGORITHMS:
         name = algo.get("name") if isinstance(algo, Mapping) else algo
         raise ConfigError(f"algo={_show(name)} is not allowed: it must be one of {', '.join(ALGORITHMS)}")
+    _check_section("env.", env, ENVIRONMENTS[env["name"]])
     if env["name"] not in ALGORITHMS[algo["name"]]:
         pairs = "; ".join(f"{a} on {', '.join(envs)}" for a, envs in ALGORITHMS.items())
         raise ConfigError(f"algo={algo['name']} does not run on env={env['name']}; supported: {pairs}")
     top = {key: value for key, value in cfg.items() if key not in ("env", "algo", "hydra")}
     _check_section("", top, TOP_LEVEL)
-    _check_section("env.", env, ENVIRONMENTS[env["name"]])
     _check_section("algo.", algo, ALGORITHMS[algo["name"]][env["name"]])
     if algo.get("trunk_from"):
-        _check_trunk_source(algo["trunk_from"])
+        _check_trunk_source(algo["trunk_from"], env["id"])
     if algo.get("shared_init") == "independent" and algo["shared_init_scale"] != 1:
         raise ConfigError(
             f"algo.shared_init_scale={algo['shared_init_scale']} is not allowed with algo.shared_init=independent: "
@@ -426,8 +441,8 @@ def validate(cfg: Mapping[str, Any]) -> None:
         _check_tabular_family(env, cfg["n_agents"])
         if algo.get("init") == "optimum":
             _check_optimum_start(env, algo)
-    if env["name"] == "hopper":
-        _check_action_maps(env, cfg["n_agents"])
+    if env["name"] in MUJOCO_ENVS:
+        _check_task(env, cfg["n_agents"])
     _check_placement(cfg)
     if algo["name"] == "fedsubspace_ac" and env["name"] == "tabular":
         _check_linear_subspace(env, algo)

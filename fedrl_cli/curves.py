@@ -48,6 +48,7 @@ DEFAULT_METRICS = {
     ("tabular", "fedsubspace_ac"): ("critic_error",),
     "tabular": ("gap", "objective"),
     "hopper": ("eval_return_mean", "return_mean"),
+    "mujoco": ("eval_return_mean", "return_mean"),
 }
 FALLBACK_METRICS = ("gap", "objective", "critic_error", "eval_return_mean", "return_mean")
 # columns of the loaded frame that are not metrics: the x axes (round, samples, ...) and bookkeeping

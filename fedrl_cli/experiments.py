@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fedrl_cli.config import MUJOCO_ENVS
 from fedrl_cli.federation import Experiment, Measurement
 from fedrl_cli.seeding import generator
 
@@ -157,8 +158,8 @@ def _mean_or_none(values: list[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
-class HopperExperiment:
-    """Single PPO, FedAvg PPO or the subspace actor-critic on federated Hopper-v5, its agents held by
+class MujocoExperiment:
+    """Single PPO, FedAvg PPO or the subspace actor-critic on a federated MuJoCo task, its agents held by
     :class:`fedrl_cli.workers.ShardedAgents` (in this process, or split over Ray workers with ``backend=ray``)."""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
@@ -167,13 +168,14 @@ class HopperExperiment:
         from fedrl_cli.algos.ppo import server_parameters
         from fedrl_cli.algos.single_ppo import SinglePPO
         from fedrl_cli.algos.trunk import read_trunk
-        from fedrl_cli.config import HOPPER_ACTIONS, HOPPER_OBSERVATIONS
+        from fedrl_cli.envs.tasks import TASKS
         from fedrl_cli.workers import ShardedAgents
 
         algo, n_agents = cfg["algo"], cfg["n_agents"]
         self.cfg, self.rounds, self.eval_every = cfg, algo["rounds"], algo["eval_every"]
         source = Path(algo["trunk_from"]) if algo["trunk_from"] else None
-        trunk = read_trunk(source, HOPPER_OBSERVATIONS, HOPPER_ACTIONS) if source else None
+        task = TASKS[cfg["env"]["id"]]
+        trunk = read_trunk(source, task.observations, task.actions) if source else None
         self.agents = ShardedAgents(cfg, trunk)
         if trunk:
             state = "frozen" if algo["freeze_trunk"] else "trainable"
@@ -262,7 +264,7 @@ class HopperExperiment:
     def finish(self, run_dir: Path) -> None:
         """Save the final model: parameters, observation statistics and action maps (``model.pt``)."""
         from fedrl_cli.algos.ppo import ActorCritic, save_model
-        from fedrl_cli.envs.hopper import RunningMoments
+        from fedrl_cli.envs.mujoco import RunningMoments
 
         parameters, statistics = self.agents.model()
         model = ActorCritic(self.cfg["n_agents"], self.agents.obs_dim, self.agents.action_dim)
@@ -276,6 +278,6 @@ class HopperExperiment:
 def build(cfg: dict[str, Any]) -> Experiment:
     """The experiment for the config's (algorithm, environment) pair."""
     algo, env = cfg["algo"]["name"], cfg["env"]["name"]
-    if env == "hopper":
-        return HopperExperiment(cfg)
+    if env in MUJOCO_ENVS:
+        return MujocoExperiment(cfg)
     return SubspaceTabularExperiment(cfg) if algo == "fedsubspace_ac" else TabularExperiment(cfg)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fedrl_cli.envs.tasks import vector_kind
 from fedrl_cli.errors import ConfigError, RunFailed, first_line
 
 log = logging.getLogger("fedrl")
@@ -46,12 +47,12 @@ class AgentShard:
     ) -> None:
         from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
         from fedrl_cli.algos.trunk import apply_trunk
-        from fedrl_cli.envs.hopper import FederatedHopper
+        from fedrl_cli.envs.mujoco import FederatedMujoco
 
         torch.set_num_threads(1)  # tiny matrices: threads cost more than they give, and the env needs the cores
         env, algo = cfg["env"], cfg["algo"]
         self.cfg, self.agents, self.maps = cfg, agents, maps
-        self.envs = FederatedHopper(
+        self.envs = FederatedMujoco(
             self.maps,
             env["n_envs"],
             algo["gamma"],
@@ -59,6 +60,7 @@ class AgentShard:
             env["vector"],
             first_agent=agents.start,
             physics_threads=env["physics_threads"],
+            env_id=env["id"],
         )
         settings = PPOSettings(**{key: algo[key] for key in PPOSettings.__dataclass_fields__})
         self.ppo = PPOAgents(self.envs, settings, max(1, algo["rounds"] * algo["local_steps"]), cfg["seed"])
@@ -105,10 +107,13 @@ class AgentShard:
     def evaluate(self, episodes: int, seed: int) -> np.ndarray:
         """Mean return per agent of the deterministic policy on the agent's own environment."""
         from fedrl_cli.algos.ppo import deterministic_policy
-        from fedrl_cli.envs.hopper import evaluate
+        from fedrl_cli.envs.mujoco import evaluate
 
         policy = deterministic_policy(self.ppo.model)
-        return evaluate(policy, self.maps, self.envs.obs_stats, episodes, seed, self.agents.start)
+        env = self.cfg["env"]
+        return evaluate(
+            policy, self.maps, self.envs.obs_stats, episodes, seed, self.agents.start, env["id"], env["vector"]
+        )
 
     def states(self) -> list[dict[str, Any]]:
         return self.ppo.agent_states()
@@ -136,16 +141,19 @@ class ShardedAgents:
     """
 
     def __init__(self, cfg: dict[str, Any], trunk: dict[str, torch.Tensor] | None = None) -> None:
-        from fedrl_cli.envs.hopper import action_maps
+        from fedrl_cli.envs.mujoco import action_maps
+        from fedrl_cli.envs.tasks import TASKS
 
         env, self.n_agents = cfg["env"], cfg["n_agents"]
         map_seed = cfg["seed"] if env["action_map_seed"] is None else env["action_map_seed"]
-        self.maps = action_maps(env["action_map"], self.n_agents, 3, map_seed, env["identity_first"])
+        actions = TASKS[env["id"]].actions
+        self.maps = action_maps(env["action_map"], self.n_agents, actions, map_seed, env["identity_first"])
         self.remote = cfg["backend"] == "ray"
         self.slices = agent_slices(self.n_agents, cfg["workers"] if self.remote else 1)
         self.started_ray = False
         if self.remote:
-            threads = env["physics_threads"] if env["vector"] == "batched" else 1  # CPUs per worker
+            batched = vector_kind(env["vector"], env["id"]) == "batched"
+            threads = env["physics_threads"] if batched else 1  # CPUs per worker
             self.started_ray = start_ray(cfg["ray_address"], len(self.slices) * threads)
             import ray
 

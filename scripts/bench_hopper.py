@@ -23,15 +23,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedrl_cli.envs.hopper import ENV_ID, OBS_CLIP, REWARD_CLIP
-from fedrl_cli.experiments import HopperExperiment
+from fedrl_cli.envs.mujoco import DEFAULT_ID, OBS_CLIP, REWARD_CLIP
+from fedrl_cli.experiments import MujocoExperiment
 
 SETTINGS = {"rollout_steps": 2048, "update_epochs": 10, "minibatches": 32, "lr": 3e-4, "gamma": 0.99}
 
 
 def env_only_rate(seconds: float) -> float:
     """Steps per second of one plain Hopper-v5 with random actions, best of three spans."""
-    env = gym.make(ENV_ID)
+    env = gym.make(DEFAULT_ID)
     env.reset(seed=0)
     env.action_space.seed(0)
     best = 0.0
@@ -70,7 +70,7 @@ def config(algo: str, n_agents: int, iterations: int, placement: tuple[str, ...]
 def fedrl_rate(algo: str, n_agents: int, iterations: int, *placement: str) -> float:
     """End-to-end environment steps per second of ``iterations`` rounds of one PPO iteration each, with the
     ``placement`` overrides (backend, workers, env.vector, env.physics_threads)."""
-    experiment = HopperExperiment(config(algo, n_agents, iterations, placement))
+    experiment = MujocoExperiment(config(algo, n_agents, iterations, placement))
     experiment.round()  # warm-up
     start, steps = time.perf_counter(), experiment.env_steps
     for _ in range(iterations):
@@ -111,7 +111,7 @@ class CleanRLAgent(nn.Module):
 
 def cleanrl_env() -> gym.vector.SyncVectorEnv:
     def make() -> gym.Env:
-        env = gym.make(ENV_ID)
+        env = gym.make(DEFAULT_ID)
         env = gym.wrappers.FlattenObservation(env)
         env = gym.wrappers.RecordEpisodeStatistics(env)
         env = gym.wrappers.ClipAction(env)
@@ -194,7 +194,7 @@ def main() -> None:
     reference = env_only_rate(6.0)
     print(f"fedrl Hopper-v5 benchmark — torch {torch.__version__}, gymnasium {gym.__version__}, ray {ray.__version__}")
     print(f"{os.cpu_count()} cores; CleanRL's PPO settings, signed-permutation maps, {args.iterations} timed iters")
-    print(f"env-only: plain {ENV_ID}, random actions, one core: {reference:,.0f} steps/s\n")
+    print(f"env-only: plain {DEFAULT_ID}, random actions, one core: {reference:,.0f} steps/s\n")
     print(f"{'run':52} {'steps/s':>9} {'vs env-only':>12} {'vs local':>9}")
 
     def show(label: str, rate: float, local: float | None = None) -> None:

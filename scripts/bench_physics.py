@@ -1,8 +1,8 @@
-"""Benchmark: batched physics (BatchedHopper) against gymnasium's SyncVectorEnv of Hopper-v5 copies (steps/s).
+"""Benchmark: batched physics (BatchedLocomotion) against gymnasium's SyncVectorEnv of Hopper-v5 copies (steps/s).
 
 In one process, for C = 4, 8, 16, 32 copies driven by random actions (episodes end every few dozen steps, so
 autoresets are included): the reference, ``SyncVectorEnv`` of ``Resumable(gym.make("Hopper-v5"))`` with
-``SAME_STEP`` autoreset (``env.vector=sync``), then ``BatchedHopper`` (``env.vector=batched``: one
+``SAME_STEP`` autoreset (``env.vector=sync``), then ``BatchedLocomotion`` (``env.vector=batched``: one
 ``mujoco.batch`` call per step, bit for bit the same results) on 1 and 2 threads, with their ratios to the
 reference (each the best of three spans). Run with ``python scripts/bench_physics.py [--seconds S]``.
 """
@@ -18,15 +18,15 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from fedrl_cli.envs.batched_hopper import BatchedHopper
-from fedrl_cli.envs.hopper import ENV_ID, Resumable
+from fedrl_cli.envs.batched_mujoco import BatchedLocomotion
+from fedrl_cli.envs.mujoco import DEFAULT_ID, Resumable
 
 THREADS = (1, 2)
 
 
 def reference_envs(copies: int) -> gym.vector.SyncVectorEnv:
     return gym.vector.SyncVectorEnv(
-        [lambda: Resumable(gym.make(ENV_ID))] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        [lambda: Resumable(gym.make(DEFAULT_ID))] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
 
 
@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, nargs="+", default=[4, 8, 16, 32])
     args = parser.parse_args()
     print(
-        f"BatchedHopper benchmark — mujoco {mujoco.__version__}, gymnasium {gym.__version__}, numpy {np.__version__},"
-        f" {os.cpu_count()} CPUs; env steps/s (× = ratio to the SyncVectorEnv reference)\n"
+        f"BatchedLocomotion on Hopper-v5: mujoco {mujoco.__version__}, gymnasium {gym.__version__}, "
+        f"numpy {np.__version__}, {os.cpu_count()} CPUs; env steps/s (× = ratio to the SyncVectorEnv reference)\n"
     )
     header = f"{'C':>3} {'SyncVectorEnv':>13}" + "".join(
         f" {f'batched, {t} thread' + 's' * (t > 1):>20}" for t in THREADS
@@ -68,7 +68,7 @@ def main() -> None:
         reference = rate(reference_envs, copies, args.seconds)
         row = f"{copies:>3} {reference:>13,.0f}"
         for threads in THREADS:
-            batched = rate(lambda c, t=threads: BatchedHopper(c, t), copies, args.seconds)
+            batched = rate(lambda c, t=threads: BatchedLocomotion(c, threads=t), copies, args.seconds)
             row += f" {batched:>11,.0f} ({batched / reference:4.1f}×)"
         print(row, flush=True)
 

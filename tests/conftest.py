@@ -48,9 +48,9 @@ TINY_PPO = (
 def tiny_ppo(n_agents: int, seed: int = 0):
     """PPO learners for ``n_agents`` Hopper agents with signed-permutation maps and 64-step rollouts."""
     from fedrl_cli.algos.ppo import PPOAgents, PPOSettings
-    from fedrl_cli.envs.hopper import FederatedHopper, action_maps
+    from fedrl_cli.envs.mujoco import FederatedMujoco, action_maps
 
-    envs = FederatedHopper(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
+    envs = FederatedMujoco(action_maps("signed_permutation", n_agents, 3, 0, True), 1, 0.99, seed=seed)
     return PPOAgents(envs, PPOSettings(rollout_steps=64, update_epochs=2, minibatches=4), 4, seed=seed)
 
 

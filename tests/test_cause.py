@@ -11,7 +11,7 @@ import torch
 from test_plots import write_run_dir
 
 from fedrl_cli.algos.ppo import ActorCritic, save_model
-from fedrl_cli.envs.hopper import RunningMoments
+from fedrl_cli.envs.mujoco import RunningMoments
 from fedrl_cli.reproduce.hopper_data import evaluation_rows, run_rows, variant
 from fedrl_cli.reproduce.subspace_cause import EARLIER, KEYS, REFERENCE, cause_table
 

@@ -87,7 +87,7 @@ def source_run(path: Path, model_bytes: bytes | None = None, obs_dim: int = 11, 
     as they are, or a model of ``obs_dim`` inputs saved with ``config``)."""
 
     from fedrl_cli.algos.ppo import ActorCritic, save_model
-    from fedrl_cli.envs.hopper import RunningMoments
+    from fedrl_cli.envs.mujoco import RunningMoments
 
     layers = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
     run = {"algo": {"name": "fedsubspace_ac", "shared_layers": layers}, "env": {"name": "hopper"}, "n_agents": 2}

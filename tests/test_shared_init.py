@@ -15,7 +15,8 @@ from fedrl_cli.config import validate
 from fedrl_cli.errors import ConfigError
 from fedrl_cli.experiments import build
 
-# recorded before algo.shared_init existed: the last row of a 2-round, 2-agent run
+# recorded before algo.shared_init existed: the last row of a 2-round, 2-agent run (compared to 1e-6: torch's CPU
+# kernels round the last bits differently on other processors; another initialisation changes every digit)
 INDEPENDENT = {
     "fedavg_ppo": {"eval_return_mean": 277.70812587086954, "value_loss": 0.14373500645160675, "comm_floats": 80952},
     "fedsubspace_ac": {"eval_return_mean": 156.3364307336241, "value_loss": 0.15159010887145996, "comm_floats": 78848},
@@ -32,7 +33,7 @@ def test_independent_init_is_the_behaviour_before_the_key(tmp_path: Path, algo: 
         rows = list(csv.DictReader(handle))
     assert rows[0]["comm_floats"] == "0"  # nothing broadcast at round 0
     for key, value in INDEPENDENT[algo].items():
-        assert float(rows[-1][key]) == value, key
+        assert float(rows[-1][key]) == pytest.approx(value, rel=1e-6), key
 
 
 @pytest.mark.parametrize("algo", list(INDEPENDENT))

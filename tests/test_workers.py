@@ -63,14 +63,24 @@ def test_agent_slices_are_contiguous_and_as_even_as_possible() -> None:
         assert max(map(len, slices)) - min(map(len, slices)) <= 1
 
 
-@pytest.mark.parametrize(("algo", "splits"), [("fedavg_ppo", (3,)), ("fedsubspace_ac", (2,))])
-def test_sharded_runs_equal_the_local_run(tmp_path: Path, ray_address: str, algo: str, splits: tuple[int, ...]) -> None:
-    """Per-agent generators, seeds and arithmetic: splitting 4 agents over 2 or 3 workers changes no number."""
-    local, local_dir = run_into(tmp_path, "local", f"algo={algo}", *N4)
+@pytest.mark.parametrize(
+    ("algo", "splits", "task"),
+    [
+        ("fedavg_ppo", (3,), ()),
+        ("fedsubspace_ac", (2,), ()),
+        ("fedsubspace_ac", (2,), ("env=mujoco", "env.id=HalfCheetah-v5")),
+    ],
+)
+def test_sharded_runs_equal_the_local_run(
+    tmp_path: Path, ray_address: str, algo: str, splits: tuple[int, ...], task: tuple[str, ...]
+) -> None:
+    """Per-agent generators, seeds and arithmetic: splitting 4 agents over 2 or 3 workers changes no number (on
+    Hopper, and on HalfCheetah with its 6 actuators)."""
+    local, local_dir = run_into(tmp_path, "local", f"algo={algo}", *N4, *task)
     assert local.returncode == 0, local.stderr
     for workers in splits:
         sharded, sharded_dir = run_into(
-            tmp_path, f"ray{workers}", f"algo={algo}", *N4, "backend=ray", f"workers={workers}",
+            tmp_path, f"ray{workers}", f"algo={algo}", *N4, *task, "backend=ray", f"workers={workers}",
             f"ray_address={ray_address}",
         )  # fmt: skip
         assert sharded.returncode == 0, sharded.stderr

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from fedrl_cli.envs.hopper import FederatedHopper, RunningMoments
+from fedrl_cli.envs.mujoco import DEFAULT_ID, FederatedMujoco, RunningMoments
+from fedrl_cli.envs.tasks import TASKS
 from fedrl_cli.metrics import atomic_file
 from fedrl_cli.seeding import agent_generators, agent_torch_generators
 
@@ -175,7 +176,7 @@ class PPOAgents:
     process. The agents are those of ``envs`` (global indices from ``envs.first_agent``).
     """
 
-    def __init__(self, envs: FederatedHopper, settings: PPOSettings, total_iterations: int, seed: int) -> None:
+    def __init__(self, envs: FederatedMujoco, settings: PPOSettings, total_iterations: int, seed: int) -> None:
         self.envs, self.settings, self.total_iterations = envs, settings, total_iterations
         agents = range(envs.first_agent, envs.first_agent + envs.n_agents)  # global indices
         weights = agent_torch_generators(seed, "ppo_weights", agents)
@@ -396,6 +397,18 @@ def _check_saved(maps: np.ndarray, statistics: Any, config: Any) -> None:
                          f"fit {len(maps)} agents")  # fmt: skip
     if not isinstance(config, dict):
         raise ValueError("its config is not a mapping")
+    env_id = saved_task(config)
+    if env_id not in TASKS:
+        raise ValueError(f"its task {env_id!r} is none of " + ", ".join(TASKS))
+    task = TASKS[env_id]
+    if maps.shape[1] != task.actions or mean.shape[1] != task.observations:
+        raise ValueError(f"maps of shape {maps.shape} and observations of {mean.shape[1]} do not fit {env_id}")
+
+
+def saved_task(config: dict[str, Any]) -> Any:
+    """The task a saved model was trained on (``env.id``; Hopper-v5 for models saved before tasks were chosen)."""
+    env = config.get("env")
+    return env.get("id", DEFAULT_ID) if isinstance(env, dict) else DEFAULT_ID
 
 
 def deterministic_policy(model: ActorCritic) -> Callable[[np.ndarray], np.ndarray]:

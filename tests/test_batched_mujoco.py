@@ -1,4 +1,5 @@
-"""BatchedHopper against gymnasium: C Hopper-v5 copies in a ``SyncVectorEnv`` with ``SAME_STEP`` autoreset.
+"""BatchedLocomotion against gymnasium: C copies of Hopper-v5 (Walker2d-v5, HalfCheetah-v5) in a ``SyncVectorEnv``
+with ``SAME_STEP`` autoreset.
 
 Compared with ``np.testing.assert_array_equal``: ``mujoco.batch`` keeps each copy's whole integration state,
 solver warm start included, and runs the same ``mj_step`` calls on it, and the numpy code repeats gymnasium's
@@ -13,17 +14,18 @@ import pytest
 from conftest import TINY_PPO, run_into
 from test_workers import same_runs
 
-from fedrl_cli.envs.batched_hopper import BatchedHopper
-from fedrl_cli.envs.hopper import Resumable
+from fedrl_cli.envs.batched_mujoco import BatchedLocomotion
+from fedrl_cli.envs.mujoco import FederatedMujoco, Resumable, action_maps
+from fedrl_cli.envs.tasks import TASKS
 
 COPIES = 4
 STEPS = 2500
 FALL = np.full(3, -1.5)  # the hopper falls within ~6 steps
 
 
-def reference_envs(copies: int = COPIES) -> gym.vector.SyncVectorEnv:
+def reference_envs(copies: int = COPIES, env_id: str = "Hopper-v5") -> gym.vector.SyncVectorEnv:
     return gym.vector.SyncVectorEnv(
-        [lambda: Resumable(gym.make("Hopper-v5"))] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+        [lambda: Resumable(gym.make(env_id))] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
     )
 
 
@@ -68,9 +70,9 @@ def _copy(*arrays: np.ndarray) -> list[np.ndarray]:
     return [np.array(array) for array in arrays]
 
 
-def final_observations(info: dict) -> np.ndarray:
-    """``info["final_obs"]`` as a (C, 11) array, NaN for the copies whose episode did not end."""
-    final = np.full((COPIES, 11), np.nan)
+def final_observations(info: dict, observations: int = 11) -> np.ndarray:
+    """``info["final_obs"]`` as a (C, observations) array, NaN for the copies whose episode did not end."""
+    final = np.full((COPIES, observations), np.nan)
     if "final_obs" in info:
         final[info["_final_obs"]] = np.stack(info["final_obs"][info["_final_obs"]])
     return final
@@ -86,7 +88,7 @@ def test_reference_trajectory_has_terminations_and_truncations(reference):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batched_physics_equals_gymnasium_bit_for_bit(reference, threads):
-    envs = BatchedHopper(COPIES, threads=threads)
+    envs = BatchedLocomotion(COPIES, threads=threads)
     obs, _ = envs.reset(seed=list(range(COPIES)))
     np.testing.assert_array_equal(obs, reference["reset"][0])
     for t in range(STEPS):
@@ -104,7 +106,7 @@ def test_batched_physics_equals_gymnasium_bit_for_bit(reference, threads):
 
 
 def test_snapshot_restore_continues_bit_for_bit(reference):
-    envs = BatchedHopper(COPIES)
+    envs = BatchedLocomotion(COPIES)
     envs.reset(seed=list(range(COPIES)))
     for t in range(120):
         envs.step(reference["actions"][t])
@@ -127,7 +129,7 @@ def test_restores_a_gymnasium_snapshot_and_seeds_like_gymnasium(reference):
     gym_envs.reset(seed=list(range(COPIES)))
     for t in range(300):
         gym_envs.step(reference["actions"][t])
-    envs = BatchedHopper(COPIES)
+    envs = BatchedLocomotion(COPIES)
     envs.set_attr("simulator_state", list(gym_envs.get_attr("simulator_state")))
     for t in range(300, 500):
         expected, got = gym_envs.step(reference["actions"][t]), envs.step(reference["actions"][t])
@@ -140,7 +142,7 @@ def test_restores_a_gymnasium_snapshot_and_seeds_like_gymnasium(reference):
 
 
 def test_spaces_match_hopper():
-    envs, single = BatchedHopper(3), gym.make("Hopper-v5")
+    envs, single = BatchedLocomotion(3), gym.make("Hopper-v5")
     assert envs.num_envs == 3
     assert envs.single_observation_space == single.observation_space
     assert envs.single_action_space == single.action_space
@@ -161,3 +163,77 @@ def test_a_run_on_batched_physics_equals_one_on_gymnasiums_envs(tmp_path):
     same_runs(*runs)
     returns = np.genfromtxt(runs[0] / "agent_metrics.csv", delimiter=",", skip_header=1)[:, 2]
     assert np.isfinite(returns).sum() >= 3  # 256 steps: episodes ended and were reset inside the runs
+
+
+@pytest.mark.parametrize(("env_id", "steps"), [("Walker2d-v5", 400), ("HalfCheetah-v5", 1050)])
+def test_walker_and_half_cheetah_equal_gymnasium_step_for_step(env_id: str, steps: int) -> None:
+    """Random actions beyond the bounds, as for Hopper: the walker falls again and again (health test, uniform
+    reset noise), the cheetah never ends but at the time limit (normal reset noise on the velocities)."""
+    task = TASKS[env_id]
+    reference, batched = reference_envs(COPIES, env_id), BatchedLocomotion(COPIES, env_id)
+    assert batched.single_observation_space == reference.single_observation_space
+    assert batched.single_action_space == reference.single_action_space
+    rng = np.random.default_rng(1)
+    seeds = list(range(10, 10 + COPIES))
+    np.testing.assert_array_equal(batched.reset(seed=seeds)[0], reference.reset(seed=seeds)[0])
+    ended = {"terminated": 0, "truncated": 0}
+    for t in range(steps):
+        actions = rng.uniform(-1.5, 1.5, (COPIES, task.actions))
+        expected, got = reference.step(actions), batched.step(actions)
+        for x, y in zip(expected[:4], got[:4], strict=True):
+            np.testing.assert_array_equal(y, x, err_msg=f"step {t}")
+        finals = [final_observations(info, task.observations) for info in (expected[4], got[4])]
+        np.testing.assert_array_equal(*finals, err_msg=f"step {t}")
+        ended["terminated"] += expected[2].sum()
+        ended["truncated"] += expected[3].sum()
+        if t % 100 == 99:
+            physics = [
+                np.stack([s["physics"] for s in envs.get_attr("simulator_state")]) for envs in (reference, batched)
+            ]
+            np.testing.assert_array_equal(*physics, err_msg=f"step {t}")
+    if env_id == "Walker2d-v5":
+        assert ended["terminated"] > 10
+    else:
+        assert ended == {"terminated": 0, "truncated": COPIES}
+    reference.close()
+    batched.close()
+
+
+def test_the_task_table_matches_gymnasium() -> None:
+    for env_id, task in TASKS.items():
+        env = gym.make(env_id)
+        assert env.observation_space.shape == (task.observations,), env_id
+        assert env.action_space.shape == (task.actions,), env_id
+        assert env.spec.max_episode_steps == 1000, env_id
+        env.close()
+
+
+@pytest.mark.parametrize("env_id", list(TASKS))
+def test_every_task_builds_steps_and_resets_with_action_maps(env_id: str) -> None:
+    """Two agents with distinct signed-permutation maps on each task (batched physics where the task has it, else
+    gymnasium's vector env): the simulator gets clip(M_i clip(a)) within the task's bounds (±0.4 for the humanoids)."""
+    task = TASKS[env_id]
+    maps = action_maps("signed_permutation", 2, task.actions, 0, identity_first=True)
+    assert not np.array_equal(maps[0], maps[1])
+    envs = FederatedMujoco(maps, 1, 0.99, seed=3, env_id=env_id)
+    assert envs.vector == ("batched" if task.batched else "sync")
+    low, high = envs.envs.single_action_space.low, envs.envs.single_action_space.high
+    obs = envs.reset()
+    assert obs.shape == (2, 1, task.observations)
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        actions = rng.normal(0.0, 2.0, (2, 1, task.actions))
+        simulated = envs.simulator_actions(actions)
+        for agent in range(2):
+            expected = np.clip(maps[agent] @ np.clip(actions[agent, 0], low, high), low, high)
+            np.testing.assert_array_equal(simulated[agent], expected)
+        assert (simulated >= low).all() and (simulated <= high).all()
+        obs, reward, done, _ = envs.step(actions)
+        assert obs.shape == (2, 1, task.observations) and reward.shape == done.shape == (2, 1)
+        assert np.isfinite(obs).all() and np.isfinite(reward).all()
+    envs.reset()  # seeded again: the raw start is a fresh env's (the normalised one has moved statistics)
+    fresh = FederatedMujoco(maps, 1, 0.99, seed=3, env_id=env_id)
+    fresh.reset()
+    np.testing.assert_array_equal(envs.raw_obs, fresh.raw_obs)
+    envs.close()
+    fresh.close()

@@ -1,14 +1,17 @@
-"""C copies of gymnasium's ``Hopper-v5`` (with its 1000-step time limit) whose physics is stepped in one batched
-MuJoCo call per step, with observations, rewards, terminations, truncations and resets computed in numpy.
+"""C copies of a gymnasium MuJoCo locomotion task (``Hopper-v5``, ``Walker2d-v5`` or ``HalfCheetah-v5``, with its
+1000-step time limit) whose physics is stepped in one batched MuJoCo call per step, with observations, rewards,
+terminations, truncations and resets computed in numpy.
 
-A drop-in for ``gym.vector.SyncVectorEnv([Resumable(gym.make("Hopper-v5"))] * C, autoreset_mode=SAME_STEP)``
-(see :mod:`fedrl_cli.envs.hopper`): same spaces, same per-copy seeding of the reset noise, same ``SAME_STEP``
+A drop-in for ``gym.vector.SyncVectorEnv([Resumable(gym.make(ID))] * C, autoreset_mode=SAME_STEP)``
+(see :mod:`fedrl_cli.envs.mujoco`): same spaces, same per-copy seeding of the reset noise, same ``SAME_STEP``
 autoreset, and ``get_attr``/``set_attr("simulator_state")`` with the dicts of ``Resumable.simulator_state``, so a
-snapshot taken from either env restores into the other.
+snapshot taken from either env restores into the other. The three tasks differ only in what
+:class:`~fedrl_cli.envs.tasks.Locomotion` states; their weights, ranges and noise scale are read from gymnasium's
+env object.
 
 Every copy's whole MuJoCo integration state (``mjSTATE_INTEGRATION``: time, qpos, qvel, solver warm start,
 controls, applied forces) is a row of one (C, nstate) array, which ``mujoco.batch.Batch`` (MuJoCo ≥ 4) steps
-``frame_skip`` times per copy in one call, on ``threads`` threads: bit for bit gymnasium's Hopper-v5 (the tests
+``frame_skip`` times per copy in one call, on ``threads`` threads: bit for bit gymnasium's task (the tests
 compare observations, rewards, terminations and truncations over thousands of steps with resets).
 ``mujoco.rollout`` was measured too and left out: its states lack the constraint solver's warm start, which
 gymnasium's ``MjData`` carries from step to step and which the solver's result depends on (a standing hopper
@@ -26,7 +29,8 @@ import numpy as np
 from gymnasium.utils import seeding
 from gymnasium.vector.utils import batch_space
 
-ENV_ID = "Hopper-v5"
+from fedrl_cli.envs.tasks import TASKS
+
 SPEC = mujoco.mjtState.mjSTATE_INTEGRATION
 
 
@@ -38,15 +42,16 @@ def state_slice(model: mujoco.MjModel, component: mujoco.mjtState) -> slice:
     return slice(start, start + mujoco.mj_stateSize(model, bit))
 
 
-class BatchedHopper(gym.vector.VectorEnv):
-    """``copies`` Hopper-v5 copies with ``SAME_STEP`` autoreset, stepped by one MuJoCo call per step on
-    ``threads`` (≥ 1) threads. Unlike ``SyncVectorEnv`` its infos carry
-    only ``final_obs`` / ``_final_obs``, not Hopper's per-step reward terms and positions."""
+class BatchedLocomotion(gym.vector.VectorEnv):
+    """``copies`` copies of the task ``env_id`` (one of :data:`fedrl_cli.envs.tasks.BATCHED`) with ``SAME_STEP``
+    autoreset, stepped by one MuJoCo call per step on ``threads`` (≥ 1) threads. Unlike ``SyncVectorEnv`` its
+    infos carry only ``final_obs`` / ``_final_obs``, not the task's per-step reward terms and positions."""
 
-    def __init__(self, copies: int, threads: int = 1) -> None:
+    def __init__(self, copies: int, env_id: str = "Hopper-v5", threads: int = 1) -> None:
         from mujoco import batch
 
-        reference = gym.make(ENV_ID)
+        self.task = TASKS[env_id].batched
+        reference = gym.make(env_id)
         base = reference.unwrapped
         self.model, self.threads = base.model, threads
         self.num_envs = copies
@@ -56,12 +61,15 @@ class BatchedHopper(gym.vector.VectorEnv):
         self.action_space = batch_space(self.single_action_space, copies)
         self.metadata = {**reference.metadata, "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
         self.max_episode_steps = reference.spec.max_episode_steps
-        # Hopper-v5's parameters, read from the reference so that the arithmetic below uses its very values
+        # the task's parameters, read from the reference so that the arithmetic below uses its very values
         self.frame_skip, self.dt = base.frame_skip, base.dt
         self.forward_reward_weight, self.ctrl_cost_weight = base._forward_reward_weight, base._ctrl_cost_weight
-        self.healthy_reward, self.terminate_when_unhealthy = base._healthy_reward, base._terminate_when_unhealthy
-        self.healthy_state_range, self.healthy_z_range = base._healthy_state_range, base._healthy_z_range
-        self.healthy_angle_range, self.reset_noise_scale = base._healthy_angle_range, base._reset_noise_scale
+        self.reset_noise_scale = base._reset_noise_scale
+        if self.task.health != "none":
+            self.healthy_reward, self.terminate_when_unhealthy = base._healthy_reward, base._terminate_when_unhealthy
+            self.healthy_z_range, self.healthy_angle_range = base._healthy_z_range, base._healthy_angle_range
+        if self.task.health == "state_z_angle":
+            self.healthy_state_range = base._healthy_state_range
         if not base._exclude_current_positions_from_observation:
             raise ValueError("only the default observation (x position excluded) is supported")
         self.init_qpos, self.init_qvel = base.init_qpos.copy(), base.init_qvel.copy()
@@ -93,19 +101,24 @@ class BatchedHopper(gym.vector.VectorEnv):
         self._batch.step(nstep=self.frame_skip)
 
     def _observe(self, rows: np.ndarray) -> np.ndarray:
-        """Hopper-v5's observation of state rows: ``qpos[1:]`` and ``qvel`` clipped to ±10."""
-        return np.concatenate((rows[:, self._qpos][:, 1:], np.clip(rows[:, self._qvel], -10, 10)), axis=1)
+        """The task's observation of state rows: ``qpos[1:]`` and ``qvel`` (clipped to ±10 where the task does)."""
+        velocity = rows[:, self._qvel]
+        return np.concatenate((rows[:, self._qpos][:, 1:], np.clip(velocity, -10, 10) if self.task.clip_velocity
+                               else velocity), axis=1)  # fmt: skip
 
     def _reset_copies(self, copies: np.ndarray) -> None:
-        """Start new episodes in ``copies``: ``reset_model``'s uniform noise on qpos, then qvel, drawn from each
-        copy's generator, on ``mj_resetData``'s state."""
+        """Start new episodes in ``copies``: ``reset_model``'s noise on qpos, then qvel, drawn from each copy's
+        generator, on ``mj_resetData``'s state."""
         low, high, nq, nv = -self.reset_noise_scale, self.reset_noise_scale, self.model.nq, self.model.nv
         qpos = np.empty((len(copies), nq))
         qvel = np.empty((len(copies), nv))
         for row, copy in enumerate(copies):
             generator = self._generators[copy]
             qpos[row] = self.init_qpos + generator.uniform(low=low, high=high, size=nq)
-            qvel[row] = self.init_qvel + generator.uniform(low=low, high=high, size=nv)
+            if self.task.velocity_noise == "uniform":
+                qvel[row] = self.init_qvel + generator.uniform(low=low, high=high, size=nv)
+            else:
+                qvel[row] = self.init_qvel + self.reset_noise_scale * generator.standard_normal(nv)
         rows = np.repeat(self._reset_row[None], len(copies), axis=0)
         rows[:, self._qpos], rows[:, self._qvel] = qpos, qvel
         self._state[copies] = rows
@@ -132,7 +145,7 @@ class BatchedHopper(gym.vector.VectorEnv):
         return self._observe(self._state), {}
 
     def step(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step every copy with ``actions`` (C, 3); copies whose episode ends are reset at once (``SAME_STEP``):
+        """Step every copy with ``actions`` (C, A); copies whose episode ends are reset at once (``SAME_STEP``):
         their observation is the new episode's, the last one is in ``info["final_obs"]`` (masked by
         ``info["_final_obs"]``)."""
         if not self._was_reset:
@@ -145,22 +158,15 @@ class BatchedHopper(gym.vector.VectorEnv):
         x_velocity = (qpos[:, 0] - x_before) / self.dt
         observation = self._observe(state)
 
-        min_state, max_state = self.healthy_state_range
-        min_z, max_z = self.healthy_z_range
-        min_angle, max_angle = self.healthy_angle_range
-        checked = np.concatenate((qpos[:, 2:], qvel), axis=1)  # state_vector()[2:]
-        z, angle = qpos[:, 1], qpos[:, 2]
-        healthy = (
-            np.all((min_state < checked) & (checked < max_state), axis=1)
-            & (min_z < z)
-            & (z < max_z)
-            & (min_angle < angle)
-            & (angle < max_angle)
-        )
-        # as _get_rew: (forward + healthy) - ctrl_cost, the cost on the unclipped action in its own dtype
-        rewards = self.forward_reward_weight * x_velocity + healthy * self.healthy_reward
+        forward = self.forward_reward_weight * x_velocity
+        if self.task.health == "none":
+            rewards, terminated = forward, np.zeros(self.num_envs, dtype=bool)
+        else:
+            healthy = self._healthy(qpos, qvel)
+            rewards = forward + healthy * self.healthy_reward
+            terminated = ~healthy & self.terminate_when_unhealthy
+        # as _get_rew: (forward [+ healthy]) - ctrl_cost, the cost on the unclipped action in its own dtype
         reward = rewards - self.ctrl_cost_weight * np.sum(np.square(actions), axis=1)
-        terminated = ~healthy & self.terminate_when_unhealthy
         self._elapsed += 1
         truncated = self._elapsed >= self.max_episode_steps
 
@@ -176,10 +182,22 @@ class BatchedHopper(gym.vector.VectorEnv):
             observation[ended] = self._observe(state[ended])
         return observation, reward.astype(np.float64, copy=False), terminated, truncated, info
 
+    def _healthy(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """``is_healthy`` per copy: torso height and angle in their ranges (and, for Hopper, the state)."""
+        min_z, max_z = self.healthy_z_range
+        min_angle, max_angle = self.healthy_angle_range
+        z, angle = qpos[:, 1], qpos[:, 2]
+        healthy = (min_z < z) & (z < max_z) & (min_angle < angle) & (angle < max_angle)
+        if self.task.health == "state_z_angle":
+            min_state, max_state = self.healthy_state_range
+            checked = np.concatenate((qpos[:, 2:], qvel), axis=1)  # state_vector()[2:]
+            healthy &= np.all((min_state < checked) & (checked < max_state), axis=1)
+        return healthy
+
     def get_attr(self, name: str) -> list[Any]:
         """Per-copy ``simulator_state`` dicts (``Resumable``'s: ``physics``, ``elapsed_steps``, ``reset_rng``)."""
         if name != "simulator_state":
-            raise AttributeError(f"BatchedHopper only exposes 'simulator_state', not {name!r}")
+            raise AttributeError(f"BatchedLocomotion only exposes 'simulator_state', not {name!r}")
         if not self._was_reset:
             raise RuntimeError("call reset() before reading the simulator state")
         return [
@@ -194,7 +212,7 @@ class BatchedHopper(gym.vector.VectorEnv):
     def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
         """Restore each copy from a ``simulator_state`` dict (one for all copies, or a list with one per copy)."""
         if name != "simulator_state":
-            raise AttributeError(f"BatchedHopper only exposes 'simulator_state', not {name!r}")
+            raise AttributeError(f"BatchedLocomotion only exposes 'simulator_state', not {name!r}")
         if not isinstance(values, (list, tuple)):
             values = [values] * self.num_envs
         if len(values) != self.num_envs:

@@ -1,17 +1,19 @@
-"""Federated Hopper-v5: N agents, each with its own action map ``M_i`` and ``n_envs`` environment copies.
+"""A federated gymnasium MuJoCo task (Hopper-v5 by default; any of :data:`fedrl_cli.envs.tasks.TASKS`): N agents,
+each with its own action map ``M_i`` and ``n_envs`` environment copies.
 
-Agent i's action ``a`` reaches the simulator as ``clip(M_i clip(a, −1, 1), −1, 1)``. Around the simulator the
+Agent i's action ``a`` reaches the simulator as ``clip(M_i clip(a, low, high), low, high)``, with the task's action
+bounds (±1, or ±0.4 for the humanoids). Around the simulator the
 copies get what CleanRL's ``ppo_continuous_action`` wrappers give each environment: episode statistics on raw
 rewards, action clipping, running observation normalisation (clipped to ±10) and discounted-return reward
 normalisation (clipped to ±10), each copy with its own statistics (with the default ``n_envs = 1``, one set
 per agent). The statistics follow gymnasium's ``NormalizeObservation`` / ``NormalizeReward`` update rules but
 are computed for all copies in one vectorised step: per-copy wrappers cost more than the simulator itself.
 All N·n_envs copies step through one vector env, agent-major (copy k of agent i is sub-environment
-``i·n_envs + k``): by default :class:`~fedrl_cli.envs.batched_hopper.BatchedHopper`, whose physics for all copies is
-one batched MuJoCo call per step (bit for bit gymnasium's Hopper-v5, about twice as fast), or gymnasium's own
-``Hopper-v5`` copies in a sync or async vector env, the reference path. A worker that owns agents ``first_agent``
+``i·n_envs + k``): where the task has it, :class:`~fedrl_cli.envs.batched_mujoco.BatchedLocomotion`, whose physics
+for all copies is one batched MuJoCo call per step (bit for bit gymnasium's, about twice as fast), or gymnasium's
+own copies of the task in a sync or async vector env, the reference path. A worker that owns agents ``first_agent``
 onwards seeds its copies as the whole run would (copy k of global agent i from ``seed + i·n_envs + k``), so the
-agents' environments do not depend on how the agent axis is split. :meth:`FederatedHopper.agent_snapshots`
+agents' environments do not depend on how the agent axis is split. :meth:`FederatedMujoco.agent_snapshots`
 captures every agent's copies mid-episode (MuJoCo's full integration state, step counts, reset-noise
 generators, statistics), so a restored run steps bit for bit as the original would have.
 """
@@ -20,15 +22,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
-from fedrl_cli.envs.batched_hopper import BatchedHopper
+from fedrl_cli.envs.batched_mujoco import BatchedLocomotion
+from fedrl_cli.envs.tasks import vector_kind
 from fedrl_cli.seeding import generator
 
-ENV_ID = "Hopper-v5"
+DEFAULT_ID = "Hopper-v5"
 OBS_CLIP = 10.0
 REWARD_CLIP = 10.0
 EPSILON = 1e-8
@@ -93,8 +97,8 @@ class Resumable(gym.Wrapper):
         base.np_random.bit_generator.state = state["reset_rng"]
 
 
-def _make_env() -> gym.Env:
-    return Resumable(gym.make(ENV_ID))
+def _make_env(env_id: str) -> gym.Env:
+    return Resumable(gym.make(env_id))
 
 
 @dataclass
@@ -128,9 +132,10 @@ class RunningMoments:
         self.count = self.count + 1
 
 
-class FederatedHopper:
-    """The N agents' environment copies as one vector env, with agent-major (N, n_envs, ...) arrays.
+class FederatedMujoco:
+    """The N agents' copies of the task ``env_id`` as one vector env, with agent-major (N, n_envs, ...) arrays.
 
+    ``vector``: ``batched``, ``sync``, ``async`` or ``auto`` (:func:`~fedrl_cli.envs.tasks.vector_kind`).
     ``training=False`` (evaluation) freezes the observation statistics and leaves rewards unnormalised.
     """
 
@@ -140,23 +145,27 @@ class FederatedHopper:
         n_envs: int,
         gamma: float,
         seed: int,
-        vector: str = "batched",
+        vector: str = "auto",
         training: bool = True,
         observation_statistics: RunningMoments | None = None,
         first_agent: int = 0,
         physics_threads: int = 1,
+        env_id: str = DEFAULT_ID,
     ) -> None:
         self.maps, self.n_envs, self.gamma, self.seed, self.training = maps, n_envs, gamma, seed, training
-        self.first_agent = first_agent
+        self.first_agent, self.env_id, self.vector = first_agent, env_id, vector_kind(vector, env_id)
         self.n_agents = maps.shape[0]
         copies = self.n_agents * n_envs
-        if vector == "batched":
-            self.envs: gym.vector.VectorEnv = BatchedHopper(copies, physics_threads)
+        if self.vector == "batched":
+            self.envs: gym.vector.VectorEnv = BatchedLocomotion(copies, env_id, physics_threads)
         else:
-            kind = gym.vector.AsyncVectorEnv if vector == "async" else gym.vector.SyncVectorEnv
-            self.envs = kind([_make_env] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+            kind = gym.vector.AsyncVectorEnv if self.vector == "async" else gym.vector.SyncVectorEnv
+            make = partial(_make_env, env_id)
+            self.envs = kind([make] * copies, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         self.obs_dim = self.envs.single_observation_space.shape[0]
         self.action_dim = self.envs.single_action_space.shape[0]
+        self.action_low = self.envs.single_action_space.low.astype(np.float64)
+        self.action_high = self.envs.single_action_space.high.astype(np.float64)
         self.copy_maps = np.repeat(maps, n_envs, axis=0)  # (copies, A, A)
         self.obs_stats = observation_statistics or RunningMoments.start(copies, (self.obs_dim,))
         self.return_stats = RunningMoments.start(copies)
@@ -175,9 +184,11 @@ class FederatedHopper:
         return self._agent_major(np.clip(scaled, -OBS_CLIP, OBS_CLIP).astype(np.float32))
 
     def simulator_actions(self, actions: np.ndarray) -> np.ndarray:
-        """``actions`` (N, n_envs, A) as the simulator receives them: ``clip(M_i clip(a))`` per copy."""
-        clipped = np.clip(actions.reshape(-1, self.action_dim), -1.0, 1.0)
-        return np.clip(np.einsum("cij,cj->ci", self.copy_maps, clipped), -1.0, 1.0)
+        """``actions`` (N, n_envs, A) as the simulator receives them: ``clip(M_i clip(a))`` per copy, within the
+        task's action bounds."""
+        low, high = self.action_low, self.action_high
+        clipped = np.clip(actions.reshape(-1, self.action_dim), low, high)
+        return np.clip(np.einsum("cij,cj->ci", self.copy_maps, clipped), low, high)
 
     def reset(self) -> np.ndarray:
         """Normalised observations (N, n_envs, obs_dim)."""
@@ -239,14 +250,16 @@ def evaluate(
     episodes: int,
     seed: int,
     first_agent: int = 0,
+    env_id: str = DEFAULT_ID,
+    vector: str = "auto",
 ) -> np.ndarray:
-    """Mean raw return per agent of ``episodes`` episodes on a fresh copy with the agent's map and its first
-    training copy's observation statistics, frozen; ``policy`` maps (N, obs_dim) to (N, A). Agent i (global
+    """Mean raw return per agent of ``episodes`` episodes on a fresh copy of the task with the agent's map and its
+    first training copy's observation statistics, frozen; ``policy`` maps (N, obs_dim) to (N, A). Agent i (global
     index ``first_agent + i``) evaluates on a copy seeded ``seed + first_agent + i``."""
     n_agents = maps.shape[0]
     first_copies = np.arange(n_agents) * (statistics.count.shape[0] // n_agents)
     frozen = RunningMoments(statistics.mean[first_copies], statistics.var[first_copies], statistics.count[first_copies])
-    envs = FederatedHopper(maps, 1, 0.99, seed, training=False, observation_statistics=frozen, first_agent=first_agent)
+    envs = FederatedMujoco(maps, 1, 0.99, seed, vector, False, frozen, first_agent, env_id=env_id)
     returns: list[list[float]] = [[] for _ in range(n_agents)]
     obs = envs.reset()
     while min(len(r) for r in returns) < episodes:
