@@ -8,7 +8,9 @@ Each generated block of README.md sits between ``<!-- generated: NAME -->`` and 
   --part tabular`, from the tabular_*.csv per-seed files beside it);
 - ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
 - ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
-  outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`).
+  outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`);
+- ``tasks``: the MuJoCo tasks, their sizes and env steps/s, from docs/benchmarks/mujoco_tasks.csv
+  (`python scripts/bench_physics.py --tasks-csv docs/benchmarks/mujoco_tasks.csv`).
 
 Run `python scripts/readme_tables.py` after a reproduction or the demo; `--check` changes nothing and exits 1 when
 README.md is not what the data gives (a test runs it).
@@ -65,6 +67,19 @@ def local_steps_block(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def tasks_block(tasks: pd.DataFrame) -> str:
+    """Per task: actuators, observation size, its physics and env steps/s (4 copies), and relative to Hopper."""
+    lines = ["| task (`env.id`) | actions | observations | physics | env steps/s, sync | batched | vs Hopper-v5 |"]
+    lines.append("|---|---|---|---|---|---|---|")
+    for row in tasks.itertuples():
+        physics = "batched (`auto`)" if row.batched else "gymnasium's vector env"
+        batched = f"{row.batched_steps_per_s:,.0f} ({row.batched_steps_per_s / row.sync_steps_per_s:.1f}×)" if (
+            row.batched) else "–"  # fmt: skip
+        lines.append(f"| `{row.task}` | {row.actions} | {row.observations} | {physics} | {row.sync_steps_per_s:,.0f} "
+                     f"| {batched} | {row.relative:.2f}× |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
 def blocks(root: Path = ROOT) -> dict[str, str]:
     docs, demo = root / "docs", root / "docs" / "demo"
     return {
@@ -72,6 +87,7 @@ def blocks(root: Path = ROOT) -> dict[str, str]:
         "subspace-tabular-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "tabular_claims.csv")),
         "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
         "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
+        "tasks": tasks_block(pd.read_csv(docs / "benchmarks" / "mujoco_tasks.csv")),
     }
 
 
