@@ -135,11 +135,23 @@ def test_resume_of_a_sweep_still_being_written_is_refused_even_after_its_parent_
             subprocess.run(["kill", "-9", pid], check=False)
 
 
+FULL_DISK_RUN = ("algo.rounds=2000", "checkpoint_every=10", "progress=false")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The full-disk test's run, uninterrupted (with events; `loggers` does not change a number)."""
+    tmp_path = tmp_path_factory.mktemp("uninterrupted")
+    result, run_dir = run_into(tmp_path, "reference", *FULL_DISK_RUN, "loggers=[csv,tensorboard]")
+    assert result.returncode == 0, result.stderr
+    return run_dir
+
+
 @pytest.mark.parametrize("loggers", ["[csv]", "[csv,tensorboard]"])
 def test_a_full_disk_ends_in_one_line_keeps_the_checkpoint_and_resumes_identically(
-    tmp_path: Path, small_disk: Path, loggers: str
+    tmp_path: Path, small_disk: Path, uninterrupted: Path, loggers: str
 ) -> None:
-    overrides = ("algo.rounds=2000", "checkpoint_every=10", "progress=false", f"loggers={loggers}")
+    overrides = (*FULL_DISK_RUN, f"loggers={loggers}")
     result, run_dir = run_into(small_disk, "run", *overrides)
     line = one_error_line(result, 1)
     done = summary(run_dir)
@@ -154,8 +166,7 @@ def test_a_full_disk_ends_in_one_line_keeps_the_checkpoint_and_resumes_identical
     resumed = fedrl("resume", str(run_dir), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from round {kept}" in resumed.stdout
-    reference_result, reference = run_into(tmp_path, "reference", *overrides)
-    assert reference_result.returncode == 0, reference_result.stderr
+    reference = uninterrupted
     assert without_wall_time(run_dir / "metrics.csv") == without_wall_time(reference / "metrics.csv")
     assert (run_dir / "agent_metrics.csv").read_bytes() == (reference / "agent_metrics.csv").read_bytes()
     if "tensorboard" in loggers:  # the events too: each step once, as the uninterrupted run's
