@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 from test_plots import write_run_dir
 
 from fedrl_cli.algos.ppo import ActorCritic, save_model
 from fedrl_cli.envs.mujoco import RunningMoments
-from fedrl_cli.reproduce.hopper_data import evaluation_rows, run_rows, variant
-from fedrl_cli.reproduce.subspace_cause import EARLIER, KEYS, REFERENCE, cause_table
+from fedrl_cli.reproduce import subspace_cause
+from fedrl_cli.reproduce.common import Options
+from fedrl_cli.reproduce.hopper_data import NORMS, evaluation_rows, run_rows, variant
+from fedrl_cli.reproduce.subspace_cause import EARLIER, KEYS, REFERENCE, SWEEPS, cause_table
 
 LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
@@ -66,3 +69,62 @@ def test_scores_differences_and_norms(tmp_path: Path) -> None:
     assert table.loc["actor+critic, common", f"− ({EARLIER})"].startswith("+315 [")
     norm = table["actor_mean.2 norm"]  # the independent runs' weights were halved
     assert abs(norm.loc[EARLIER] - 0.5 * norm.loc[REFERENCE]) < 0.02
+
+
+def synthetic_rows(name: str, seeds: range, level: float) -> pd.DataFrame:
+    """One sweep's evaluation rows: 2 agents, evaluated at rounds 4 and 8."""
+    rows = [
+        {
+            "algo": "single_ppo",
+            "variant": name,
+            "seed": seed,
+            "agent": agent,
+            "map": "1 0 0 0 1 0 0 0 1",
+            "round": t,
+            "samples_per_agent": 100 * t,
+            "eval_return": level + seed + agent,
+            **dict.fromkeys(NORMS, 1.0),
+            "sweep": name,
+        }
+        for seed in seeds
+        for agent in (0, 1)
+        for t in (4, 8)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_the_study_spans_sessions_through_its_committed_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With --reuse, a sweep whose rows (every seed) are in cause_evaluations.csv is not run again; one cut short is;
+    the file is rewritten after each sweep, so a study stopped midway keeps what it finished."""
+    names = list(SWEEPS)
+    earlier = pd.concat([synthetic_rows(names[0], range(2), 1000.0), synthetic_rows(names[2], range(1), 500.0)])
+    earlier.to_csv(tmp_path / "cause_evaluations.csv", index=False)
+    ran: list[str] = []
+
+    def fake_sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False, run: bool = True) -> str:
+        if run:
+            if len(ran) == 2:
+                raise KeyboardInterrupt  # the session ends during the third sweep it runs
+            ran.append(target.name)
+        return f"fedrl run -m {target.name}"
+
+    monkeypatch.setattr(subspace_cause, "sweep", fake_sweep)
+    monkeypatch.setattr(subspace_cause, "evaluation_rows", lambda dirs: synthetic_rows(dirs[0].name, range(2), 700.0))
+    options = Options(out=tmp_path, reuse=True, hopper_seeds=2, jobs=1)
+    with pytest.raises(KeyboardInterrupt):
+        subspace_cause.cause_part(options)
+    assert ran == [names[1], names[2]]  # names[0] carried; names[2] had one seed of two, so it ran again
+    kept = pd.read_csv(tmp_path / "cause_evaluations.csv")
+    assert list(kept.drop_duplicates("sweep")["sweep"]) == names[:3]
+    assert (kept[kept.sweep == names[0]]["eval_return"] >= 1000).all()  # carried as they were
+    assert (kept[kept.sweep == names[2]]["eval_return"] < 1000).all() and kept[
+        kept.sweep == names[2]
+    ].seed.nunique() == 2
+    ran.clear()
+    monkeypatch.setattr(
+        subspace_cause, "sweep", lambda target, *a, run=True, **k: ran.append(target.name) if run else ""
+    )
+    text = subspace_cause.cause_part(options)
+    assert ran == names[3:]  # the next session runs only what is missing
+    assert "taken from an earlier session's rows" in text
+    assert pd.read_csv(tmp_path / "cause.csv")["variant"].nunique() == len(names)

@@ -59,12 +59,14 @@ def _quoted(argument: str) -> str:
     return f"'{argument}'" if "(" in argument or "[" in argument else argument
 
 
-def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False) -> str:
+def sweep(target: Path, overrides: list[str], jobs: int, reuse: bool = False, run: bool = True) -> str:
     """Run `fedrl run -m OVERRIDES` into ``target``; returns the command line, as a user would type it. With
-    ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again.
-    :class:`ReproduceError` when the sweep fails."""
+    ``reuse``, a sweep already in ``target`` (its multirun.yaml written) is analysed as it is, not run again; with
+    ``run`` false nothing runs (its results come from elsewhere). :class:`ReproduceError` when the sweep fails."""
     args = ["run", "-m", *overrides, f"hydra.sweep.dir={target}", f"hydra.launcher.n_jobs={jobs}"]
     command = "fedrl " + " ".join(_quoted(a) for a in args[:-1])
+    if not run:
+        return command
     if reuse and (target / "multirun.yaml").is_file():
         print(f"[reproduce] reusing {target}", flush=True)
         return command

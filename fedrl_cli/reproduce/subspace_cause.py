@@ -10,6 +10,10 @@ at half scale, and ``common`` with the shared layers' Adam moments restarted aft
 compared with single_ppo (the same seeds and maps) and with the earlier default (actor and critic, independent),
 as paired differences of the runs' scores (each agent's mean of its last three evaluations of 10 episodes, averaged
 over the agents) with t intervals and exact permutation p-values, beside the trunk's final weight norms.
+
+One sweep per variant, so that the study can span sessions: with ``--reuse``, a sweep whose dir is gone but whose
+runs (every seed) are in ``cause_evaluations.csv`` in ``--out`` (copied there from the committed file) is taken
+from it and not run again.
 """
 
 from __future__ import annotations
@@ -32,15 +36,19 @@ BASE = [
     "progress=false",
 ]
 SUBSPACE = "algo=fedsubspace_ac"
-BOTH_INITS = "algo.shared_init=common,independent"
-# sweep name → its overrides beyond BASE
+LAYERS = {"both": [], "actor": ["algo.shared_layers=[actor_mean.0,actor_mean.2]"],
+          "critic": ["algo.shared_layers=[critic.0,critic.2]"]}  # fmt: skip
+# sweep name → its overrides beyond BASE: one variant each
 SWEEPS: dict[str, list[str]] = {
-    "fedsubspace_init": [SUBSPACE, BOTH_INITS],
     "single_ppo": ["algo=single_ppo"],
-    "fedsubspace_layers": [SUBSPACE, BOTH_INITS, "algo.shared_layers=[actor_mean.0,actor_mean.2],[critic.0,critic.2]"],
-    "fedsubspace_rescaled": [SUBSPACE, "algo.shared_init=independent", "algo.rescale_first_average=true"],
-    "fedsubspace_half_scale": [SUBSPACE, "algo.shared_init=common", "algo.shared_init_scale=0.5"],
-    "fedsubspace_adam_reset": [SUBSPACE, "algo.shared_init=common", "algo.shared_adam=reset"],
+    **{
+        f"{shared}_{init}": [SUBSPACE, f"algo.shared_init={init}", *layers]
+        for shared, layers in LAYERS.items()
+        for init in ("common", "independent")
+    },
+    "rescaled": [SUBSPACE, "algo.shared_init=independent", "algo.rescale_first_average=true"],
+    "half_scale": [SUBSPACE, "algo.shared_init=common", "algo.shared_init_scale=0.5"],
+    "adam_reset": [SUBSPACE, "algo.shared_init=common", "algo.shared_adam=reset"],
 }
 REFERENCE, EARLIER = "single_ppo", "actor+critic, independent"
 KEYS = ["variant", "seed"]
@@ -80,21 +88,43 @@ def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def carried_rows(earlier: pd.DataFrame, name: str, seeds: int) -> pd.DataFrame | None:
+    """The rows of sweep ``name`` in an earlier ``cause_evaluations.csv``, when they hold every one of its
+    ``seeds`` seeds (a sweep cut short is run again); else None."""
+    rows = earlier[earlier["sweep"] == name] if "sweep" in earlier else earlier.iloc[:0]
+    return rows if set(rows["seed"]) >= set(range(seeds)) else None
+
+
 def cause_part(options: Options) -> str:
-    """Run (or reuse) the sweeps into ``options.out``, write cause.csv, and return cause.md's text."""
+    """Run (or reuse) the sweeps into ``options.out``, write cause.csv, and return cause.md's text.
+    cause_evaluations.csv is rewritten after each sweep, so a study stopped midway keeps the sweeps it finished."""
     out, seeds = options.out, options.hopper_seeds or SEEDS
     rounds = f"algo.rounds={scaled(ROUNDS, options.scale)}"
-    commands = {
-        name: sweep(out / name, [*overrides, *BASE, rounds, f"seed=range({seeds})"], options.jobs, options.reuse)
-        for name, overrides in SWEEPS.items()
-    }
-    evaluations = evaluation_rows([out / name for name in SWEEPS])
-    evaluations.to_csv(out / "cause_evaluations.csv", index=False)
+    path = out / "cause_evaluations.csv"
+    earlier = pd.read_csv(path) if options.reuse and path.is_file() else pd.DataFrame()
+    commands, parts, carried = {}, [], []
+    for name, overrides in SWEEPS.items():
+        rows = None
+        if options.reuse and not (out / name / "multirun.yaml").is_file():
+            rows = carried_rows(earlier, name, seeds)
+        if rows is not None:
+            print(f"[reproduce] {name}: its {rows['seed'].nunique()} runs taken from {path}", flush=True)
+            carried.append(name)
+        overrides = [*overrides, *BASE, rounds, f"seed=range({seeds})"]
+        commands[name] = sweep(out / name, overrides, options.jobs, options.reuse, run=rows is None)
+        parts.append(rows if rows is not None else evaluation_rows([out / name]).assign(sweep=name))
+        later = earlier[~earlier["sweep"].isin(commands)] if "sweep" in earlier else earlier.iloc[:0]
+        pd.concat([*parts, later], ignore_index=True).to_csv(path, index=False)
+    evaluations = pd.concat(parts, ignore_index=True)
+    evaluations.to_csv(path, index=False)
     rows = run_rows(evaluations, KEYS)
     rows.to_csv(out / "cause.csv", index=False)
     steps = scaled(ROUNDS, options.scale) * 2 * 2048
     listing = "\n".join(f"`{command}`" for command in commands.values())
-    minutes = sweeps_wall_minutes([out / name for name in SWEEPS])
+    minutes = sweeps_wall_minutes([out / name for name in SWEEPS if name not in carried])
+    timing = f"Wall time of the sweeps run here {minutes:.1f} min on 2 cores" + (
+        f" (taken from an earlier session's rows: {', '.join(carried)})" if carried else ""
+    )
     return f"""# Why sharing a trunk costs the mapped agents: the initialisation of what is shared
 
 {scale_note(options.scale).strip()}
@@ -114,5 +144,5 @@ first layers).
 
 {listing}
 
-Wall time of the sweeps {minutes:.1f} min on 2 cores.
+{timing}.
 """
