@@ -176,7 +176,7 @@ def test_list_help_and_cfg(tmp_path: Path) -> None:
     helped = fedrl("run", "--help", cwd=tmp_path)
     assert helped.returncode == 0
     assert "algo: fastfedpg, fedavg_pg, fedavg_ppo, fedsubspace_ac, local_pg, single_ppo" in helped.stdout
-    assert "env: hopper, tabular" in helped.stdout
+    assert "env: hopper, mujoco, tabular" in helped.stdout
     assert "local_steps" in helped.stdout
     assert "130 interrupted by Ctrl-C or SIGTERM" in helped.stdout
     hint = 'eval "$(fedrl -sc install=bash)"'

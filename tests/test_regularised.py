@@ -16,6 +16,8 @@ from test_tabular import central_differences, truncated_objective
 from fedrl_cli.envs.tabular import TabularFamily, make_family, softmax
 
 # the last row of four small runs, recorded before J_τ, the reward-to-go estimator and replicated families existed
+# (compared to 1e-12: numpy's SIMD kernels round the last bit differently on other processors, while any change of
+# the estimator or the objective moves every digit)
 FROZEN = {
     "fastfedpg": ("algo=fastfedpg", 5.488053921140787, 1.6841782120408588, 0.44247882327922466, 1953),
     "fedavg_pg": ("algo=fedavg_pg", 5.499189189499891, 1.6730429436817547, 0.42510629509427295, 1575),
@@ -35,7 +37,8 @@ def test_tau_zero_with_reinforce_is_bit_identical_to_before(tmp_path: Path, name
     result, run_dir = run_into(tmp_path, name, algo, *SAMPLED)
     assert result.returncode == 0, result.stderr
     row = last_row(run_dir)
-    assert (float(row["objective"]), float(row["gap"]), float(row["grad_norm"])) == (objective, gap, grad_norm)
+    found = (float(row["objective"]), float(row["gap"]), float(row["grad_norm"]))
+    assert found == pytest.approx((objective, gap, grad_norm), rel=1e-12, abs=0)
     assert int(row["samples"]) == samples
 
 
@@ -43,11 +46,8 @@ def test_tau_zero_exact_gradients_are_bit_identical_to_before(tmp_path: Path) ->
     result, run_dir = run_into(tmp_path, "exact", *EXACT)
     assert result.returncode == 0, result.stderr
     row = last_row(run_dir)
-    assert (float(row["objective"]), float(row["gap"]), float(row["grad_norm"])) == (
-        6.514584430044717,
-        0.42117005541485586,
-        0.18939611508772783,
-    )
+    found = (float(row["objective"]), float(row["gap"]), float(row["grad_norm"]))
+    assert found == pytest.approx((6.514584430044717, 0.42117005541485586, 0.18939611508772783), rel=1e-12, abs=0)
 
 
 # --- the entropy-regularised objective ---------------------------------------------------------------------------

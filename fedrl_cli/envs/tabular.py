@@ -358,8 +358,10 @@ def _value_basis(n_states: int, rank: int, level: str, rng: np.random.Generator)
 
 
 def _unit_shapes(directions: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
-    """``g = Ũ c / ‖Ũ c‖_∞`` for each row of ``coefficients`` (..., r − 1): (..., S), 0 when Ũ has no column."""
-    shapes = coefficients @ directions.T
+    """``g = Ũ c / ‖Ũ c‖_∞`` for each row of ``coefficients`` (..., r − 1): (..., S), 0 when Ũ has no column. Each
+    row is summed on its own (einsum, not a BLAS product, whose rounding can depend on how many rows there are), so
+    the first N agents of a family are the N-agent family bit for bit on every processor."""
+    shapes = np.einsum("...r,sr->...s", coefficients, directions)
     if directions.shape[1] == 0:
         return shapes
     return shapes / np.abs(shapes).max(axis=-1, keepdims=True)
