@@ -484,8 +484,9 @@ def reproduce(
         str | None,
         typer.Option(
             metavar="PART",
-            help="subspace: tabular, hopper (against single_ppo and fedavg_ppo, and transfer), cause (why sharing a "
-            "trunk costs the mapped agents; about 2 h on 2 cores) or all (default: tabular and hopper).",
+            help="subspace: tabular, hopper (against single_ppo and fedavg_ppo, and transfer), comparison (hopper "
+            "without transfer), cause (why sharing a trunk costs the mapped agents; about 3 h on 2 cores, resumable "
+            "across sessions) or all (default: tabular and hopper).",
         ),
     ] = None,
     hopper_budget: Annotated[

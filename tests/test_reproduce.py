@@ -51,7 +51,10 @@ def test_reproduce_fastfedpg_on_a_tiny_budget_writes_its_report_and_data(tmp_pat
         (["fastfedpg", "--scale", "0"], "--scale 0 is not allowed: it must be a finite number > 0"),
         (["fastfedpg", "--seeds", "0"], "--seeds 0 is not allowed: it must be an integer ≥ 1"),
         (["fastfedpg", "--jobs", "0"], "--jobs 0 is not allowed: it must be -1 (one per core) or an integer ≥ 1"),
-        (["subspace", "--part", "deep"], "--part deep is not allowed: it must be one of tabular, hopper, cause, all"),
+        (
+            ["subspace", "--part", "deep"],
+            "--part deep is not allowed: it must be one of tabular, hopper, comparison, cause, all",
+        ),
         (
             ["subspace", "--hopper-budget", "huge"],
             "--hopper-budget huge is not allowed: it must be one of reduced, full",

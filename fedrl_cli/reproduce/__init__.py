@@ -22,7 +22,7 @@ REPRODUCTIONS = {
     ),
 }
 
-CHOICES = {"part": ("tabular", "hopper", "cause", "all"), "hopper_budget": ("reduced", "full")}
+CHOICES = {"part": ("tabular", "hopper", "comparison", "cause", "all"), "hopper_budget": ("reduced", "full")}
 AT_LEAST_ONE = ("seeds", "hopper_seeds", "transfer_seeds", "workers")
 
 __all__ = ["REPRODUCTIONS", "BadOption", "Options", "ReproduceError", "check_options", "reproduce"]

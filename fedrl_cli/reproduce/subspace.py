@@ -54,7 +54,7 @@ def run(options: Options) -> list[Path]:
     if part in ("tabular", "all"):
         (out / "tabular.md").write_text(tabular_report(options))
         reports.append(out / "tabular.md")
-    if part in ("hopper", "all"):
+    if part in ("hopper", "comparison", "all"):
         (out / "report.md").write_text(subspace_hopper.hopper_part(options))
         reports.append(out / "report.md")
     if part == "cause":

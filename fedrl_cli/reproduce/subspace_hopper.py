@@ -239,8 +239,9 @@ def _aggregates_text(found: tuple[pd.DataFrame, pd.DataFrame, list[str]]) -> str
     )
 
 
-def _sweeps(options: Options, rounds: dict[str, int]) -> tuple[dict[str, str], list[Path]]:
-    """Run (or reuse) the comparison's and the transfer's sweeps; their commands, and every sweep dir."""
+def _sweeps(options: Options, rounds: dict[str, int], transfer: bool) -> tuple[dict[str, str], list[Path]]:
+    """Run (or reuse) the comparison's and, with ``transfer``, the transfer's sweeps; their commands, and every
+    sweep dir."""
     out, jobs, workers, reuse = options.out, options.jobs, options.workers, options.reuse
     seeds = options.hopper_seeds or HOPPER_SEEDS
     placement = ["backend=ray", f"workers={workers}"] if workers > 1 else []
@@ -253,6 +254,8 @@ def _sweeps(options: Options, rounds: dict[str, int]) -> tuple[dict[str, str], l
         commands[algo] = sweep(dirs[-1], [f"algo={algo}", *BASE, "n_agents=4", seed_range,
                                           f"algo.rounds={rounds['main']}", "++algo.eval_every=4", *placement],
                                jobs, reuse)  # fmt: skip
+    if not transfer:
+        return commands, dirs
     target = ["algo=single_ppo", *BASE, "n_agents=1", f"env.action_map_seed={TARGET_MAP_SEED}",
               "env.identity_first=false", f"seed=range({options.transfer_seeds or TRANSFER_SEEDS})",
               f"algo.rounds={rounds['transfer']}", "++algo.eval_every=2"]  # fmt: skip
@@ -270,27 +273,49 @@ def _sweeps(options: Options, rounds: dict[str, int]) -> tuple[dict[str, str], l
     return commands, dirs
 
 
+def _transfer_text(moved: dict[str, object], rounds: int, sources: str, targets: int) -> str:
+    """Section (iii) of report.md."""
+    return f"""The new agent's map is drawn from seed {TARGET_MAP_SEED} without the identity; {rounds * ROUND_STEPS:,}
+steps. Trunks: the hidden layers of seeds {sources} of each algorithm of (ii) (fedsubspace_ac's shared layers;
+single_ppo's and fedavg_ppo's agent 0, the controls: trunks of the same budget without fedsubspace_ac's
+federation), frozen or trainable, {targets} target seeds each. Pairs: the same target seed and source seed
+(scratch: the same target seed); the paired t interval treats the source × target pairs as independent.
+
+{markdown(moved["summary"])}
+
+{markdown(moved["differences"])}
+
+{claims_markdown(moved["secondary"], "secondary (not counted)")}
+
+![transfer: evaluation return vs steps](transfer.png)"""
+
+
 def hopper_part(options: Options) -> str:
-    """Run (or reuse) the sweeps of (ii) and (iii), write their data files, claims and figures into
-    ``options.out``, and return report.md's text."""
+    """Run (or reuse) the sweeps of (ii) and (iii) (``--part comparison``: (ii) only), write their data files,
+    claims and figures into ``options.out``, and return report.md's text."""
     out, scale = options.out, options.scale
     budget = options.hopper_budget or "reduced"
     rounds = {part: scaled(value, scale) for part, value in HOPPER_BUDGETS[budget].items()}
-    commands, dirs = _sweeps(options, rounds)
+    with_transfer = options.part != "comparison"
+    commands, dirs = _sweeps(options, rounds, with_transfer)
     main_dirs, transfer_dirs = dirs[: len(ALGOS)], dirs[len(ALGOS) :]
     evaluations = evaluation_rows(main_dirs)
     evaluations.to_csv(out / "hopper_evaluations.csv", index=False)
-    transfer = evaluation_rows(transfer_dirs, transfer_columns).astype({"source_seed": "Int64"})
-    transfer.to_csv(out / "transfer_evaluations.csv", index=False)
-    main, moved = hopper_analysis(evaluations), transfer_analysis(transfer)
+    main = hopper_analysis(evaluations)
+    if with_transfer:
+        transfer = evaluation_rows(transfer_dirs, transfer_columns).astype({"source_seed": "Int64"})
+        transfer.to_csv(out / "transfer_evaluations.csv", index=False)
+        moved = transfer_analysis(transfer)
+    else:
+        transfer, moved = pd.DataFrame(columns=["map", "source_seed", "seed"]), {"claims": [], "secondary": []}
     make_plots(load_results(main_dirs), out / "hopper_plots", metric="eval_return_mean", x="samples_per_agent")
     if len(transfer):
         transfer_figure(transfer, out / "transfer.png")
     source_maps = set(evaluations.loc[evaluations.seed < FIRST_SEED + SOURCE_SEEDS, "map"])
     new_map = transfer["map"].iloc[0] if len(transfer) else ""
     claims = main["claims"] + moved["claims"]
-    checks = main["checks"] + [("Premise: the new agent's map is none of the source runs' agents' maps",
-                                new_map not in source_maps, f"map {new_map}")]  # fmt: skip
+    checks = main["checks"] + ([("Premise: the new agent's map is none of the source runs' agents' maps",
+                                 new_map not in source_maps, f"map {new_map}")] if with_transfer else [])  # fmt: skip
     claims_table([("paper", claims), ("check", checks), ("secondary", moved["secondary"])]).to_csv(
         out / "hopper_claims.csv", index=False
     )
@@ -299,11 +324,17 @@ def hopper_part(options: Options) -> str:
     targets = transfer["seed"].nunique() if len(transfer) else 0
     minutes = sweeps_wall_minutes(dirs)
     listing = "\n".join(f"`{command}`" for command in commands.values())
+    data_files = " and [transfer_evaluations.csv](transfer_evaluations.csv)" if with_transfer else ""
+    transferred = (
+        _transfer_text(moved, rounds["transfer"], sources, targets)
+        if with_transfer
+        else "Not run here (`--part comparison`): `--part hopper --reuse` with the same `--out` runs it."
+    )
     return f"""# Federated subspace actor-critic on Hopper-v5: gains over Single PPO and FedAvg PPO, and transfer
 
 {sum(h for _, h, _ in claims)} of {len(claims)} of the abstract's Hopper claims held (a claim holds when the paired
 95% t interval of the difference lies above 0; the exact permutation test's p-value beside it).{scale_note(scale)}
-Data: [hopper_evaluations.csv](hopper_evaluations.csv) and [transfer_evaluations.csv](transfer_evaluations.csv)
+Data: [hopper_evaluations.csv](hopper_evaluations.csv){data_files}
 (every evaluation of every agent), claims in [hopper_claims.csv](hopper_claims.csv). Wall time of the sweeps
 {minutes:.0f} min on {os.cpu_count()} cores.
 
@@ -341,19 +372,7 @@ What fedsubspace_ac shares, and how it starts, is studied in [cause.md](cause.md
 
 ## (iii) Transfer to a new agent with an unseen map
 
-The new agent's map is drawn from seed {TARGET_MAP_SEED} without the identity; {rounds["transfer"] * ROUND_STEPS:,}
-steps. Trunks: the hidden layers of seeds {sources} of each algorithm of (ii) (fedsubspace_ac's shared layers;
-single_ppo's and fedavg_ppo's agent 0, the controls: trunks of the same budget without fedsubspace_ac's
-federation), frozen or trainable, {targets} target seeds each. Pairs: the same target seed and source seed
-(scratch: the same target seed); the paired t interval treats the source × target pairs as independent.
-
-{markdown(moved["summary"])}
-
-{markdown(moved["differences"])}
-
-{claims_markdown(moved["secondary"], "secondary (not counted)")}
-
-![transfer: evaluation return vs steps](transfer.png)
+{transferred}
 
 ## Commands
 
