@@ -6,9 +6,13 @@ Each generated block of README.md sits between ``<!-- generated: NAME -->`` and 
   computes from the per-seed CSVs beside it;
 - ``subspace-tabular-claims``: those of docs/reproduce_subspace/tabular_claims.csv (`fedrl reproduce subspace
   --part tabular`, from the tabular_*.csv per-seed files beside it);
+- ``subspace-hopper-claims``: those of docs/reproduce_subspace/hopper_claims.csv (`fedrl reproduce subspace --part
+  hopper`, from hopper_evaluations.csv and transfer_evaluations.csv beside it);
 - ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
 - ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
   outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`);
+- ``halfcheetah-check``: the HalfCheetah-v5 learning check's final evaluations, from
+  docs/halfcheetah_learning_check/eval_returns.csv (agent_metrics.csv's evaluations of that run);
 - ``tasks``: the MuJoCo tasks, their sizes and env steps/s, from docs/benchmarks/mujoco_tasks.csv
   (`python scripts/bench_physics.py --tasks-csv docs/benchmarks/mujoco_tasks.csv`).
 
@@ -80,13 +84,24 @@ def tasks_block(tasks: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def learning_check_block(evaluations: pd.DataFrame) -> str:
+    """Each agent's deterministic-policy return (10 episodes) at the last evaluation, and their mean."""
+    last = evaluations[evaluations["round"] == evaluations["round"].max()].sort_values("agent")
+    returns = ", ".join(f"{value:,.0f}" for value in last["eval_return"])
+    mean = last["eval_return"].mean()
+    return f"At the last evaluation: **{returns}** (agents 0–{len(last) - 1}; mean {mean:,.0f}).\n"
+
+
 def blocks(root: Path = ROOT) -> dict[str, str]:
     docs, demo = root / "docs", root / "docs" / "demo"
+    cheetah = docs / "halfcheetah_learning_check"
     return {
         "fastfedpg-claims": claims_block(pd.read_csv(docs / "reproduce_fastfedpg" / "claims.csv")),
         "subspace-tabular-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "tabular_claims.csv")),
+        "subspace-hopper-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "hopper_claims.csv")),
         "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
         "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
+        "halfcheetah-check": learning_check_block(pd.read_csv(cheetah / "eval_returns.csv")),
         "tasks": tasks_block(pd.read_csv(docs / "benchmarks" / "mujoco_tasks.csv")),
     }
 
