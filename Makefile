@@ -48,6 +48,7 @@ bench: install
 	$(BIN)/python scripts/bench_checkpoint.py
 	$(BIN)/python scripts/bench_physics.py
 	$(BIN)/python scripts/bench_subspace.py
+	$(BIN)/python scripts/bench_sweeper.py
 
 reproduce: install
 	$(BIN)/fedrl reproduce fastfedpg $(ARGS)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import TINY_PPO, fedrl
+from hydra.types import HydraContext, RunMode
 
 TINY = ("algo.rounds=2", "algo.batch_size=2", "algo.horizon=3", "progress=false")
 
@@ -68,10 +69,10 @@ def test_sweep_preset_sets_the_swept_values(tmp_path: Path) -> None:
 
 
 def test_the_demo_tells_the_papers_story_on_its_own_seeds(tmp_path: Path) -> None:
-    """`make demo`'s sweep over N, on the first 6 of its 8 seeds (suite time), one job at a time: one objective for
-    every N on a replicated family, and on its own output Fast-FedPG ends below FedAvg PG at the largest N with
-    intervals apart, its speedup increasing in N."""
-    result, sweep = multirun(tmp_path, "+sweep=demo_agents", "seed=range(6)", "hydra.launcher.n_jobs=1")
+    """`make demo`'s sweep over N, on the first 6 of its 8 seeds and its smallest and largest N (suite time), one job
+    at a time: one objective for every N on a replicated family, and on its own output Fast-FedPG ends below FedAvg
+    PG at the largest N with intervals apart, its speedup larger at the largest N."""
+    result, sweep = multirun(tmp_path, "+sweep=demo_agents", "n_agents=2,8", "seed=range(6)", "hydra.launcher.n_jobs=1")
     assert result.returncode == 0, result.stderr
     summaries = list(job_summaries(sweep).values())
     assert {s["config"]["env"]["heterogeneity_design"] for s in summaries} == {"replicated"}
@@ -184,3 +185,42 @@ def test_an_algorithm_sweep_takes_a_key_every_swept_algorithm_has(tmp_path: Path
     assert refused.returncode == 2
     assert refused.stderr.strip().startswith("fedrl: error: algo.rank: unknown key")
     assert "`++algo.rank=...` for a key that only some of them have" in refused.stderr
+
+
+def test_the_sweeper_composes_one_job_of_each_kind_before_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs that differ only in values are composed once before the sweep runs; each config group option (and each
+    set of keys) once: so a bad option or key among the swept ones is still refused before any job starts."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.plugins import Plugins
+    from hydra.errors import ConfigCompositionException
+
+    from fedrl_cli.app import CONF_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=str(CONF_DIR)):
+        loader = GlobalHydra.instance().config_loader()
+        config = loader.load_configuration("config", [], run_mode=RunMode.MULTIRUN)
+        composed: list[list[str]] = []
+        compose = loader.load_sweep_config
+        monkeypatch.setattr(
+            loader,
+            "load_sweep_config",
+            lambda master_config, sweep_overrides: (
+                composed.append(sweep_overrides) or compose(master_config, sweep_overrides)
+            ),
+        )
+        context = HydraContext(config_loader=loader, callbacks=None)
+        sweeper = Plugins.instance().instantiate_sweeper(config=config, hydra_context=context, task_function=print)
+        assert type(sweeper).__name__ == "FedrlSweeper"  # the default of `fedrl run -m`
+        seeds = [["algo=fedavg_pg", f"seed={seed}", f"algo.lr={lr}"] for seed in range(5) for lr in (0.1, 0.2)]
+        sweeper.validate_batch_is_legal(seeds)
+        assert composed == [seeds[0]]
+        composed.clear()
+        kinds = [["algo=fastfedpg", "seed=0"], ["algo=fedavg_pg", "seed=0"], ["algo=fastfedpg", "seed=1", "+x=1"]]
+        sweeper.validate_batch_is_legal([*kinds, ["algo=fedavg_pg", "seed=1"]])
+        assert composed == kinds
+        with pytest.raises(ConfigCompositionException):
+            sweeper.validate_batch_is_legal([["algo=fastfedpg", "seed=0"], ["algo=fastfedpg", "seed=1", "algo.nope=1"]])
+        with pytest.raises(ConfigCompositionException):
+            sweeper.validate_batch_is_legal([["algo=fastfedpg", "seed=0"], ["algo=nope", "seed=0"]])
+    GlobalHydra.instance().clear()
