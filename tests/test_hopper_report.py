@@ -138,7 +138,7 @@ def test_transfer_against_scratch_and_control_trunks(tmp_path: Path) -> None:
     found = transfer_analysis(frame)
     differences = found["differences"].set_index("difference")
     assert differences.loc[f"{OURS} trainable trunk − scratch", "final score"].startswith("+300 [+300, +300]")
-    assert "(paired t, 15 pairs)" in differences.loc[f"{OURS} trainable trunk − scratch", "final score"]
+    assert "(paired t, 5 pairs)" in differences.loc[f"{OURS} trainable trunk − scratch", "final score"]
     versus_single = f"{OURS} trainable trunk − a trainable {SINGLE} trunk of the same budget"
     assert differences.loc[versus_single, "curve area"].startswith("+150 [+150, +150]")  # ¾ of +200
     held = [ok for _, ok, _ in found["claims"]]
