@@ -97,6 +97,7 @@ def test_the_study_spans_sessions_through_its_committed_rows(tmp_path: Path, mon
     """With --reuse, a sweep whose rows (every seed) are in cause_evaluations.csv is not run again; one cut short is;
     the file is rewritten after each sweep, so a study stopped midway keeps what it finished."""
     names = list(SWEEPS)
+    assert subspace_cause.carried_rows(pd.DataFrame(), names[0], 2) is None  # a first --reuse: nothing earlier
     earlier = pd.concat([synthetic_rows(names[0], range(2), 1000.0), synthetic_rows(names[2], range(1), 500.0)])
     earlier.to_csv(tmp_path / "cause_evaluations.csv", index=False)
     ran: list[str] = []

@@ -91,7 +91,9 @@ def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
 def carried_rows(earlier: pd.DataFrame, name: str, seeds: int) -> pd.DataFrame | None:
     """The rows of sweep ``name`` in an earlier ``cause_evaluations.csv``, when they hold every one of its
     ``seeds`` seeds (a sweep cut short is run again); else None."""
-    rows = earlier[earlier["sweep"] == name] if "sweep" in earlier else earlier.iloc[:0]
+    if "sweep" not in earlier:  # no earlier file, or not one of this study's
+        return None
+    rows = earlier[earlier["sweep"] == name]
     return rows if set(rows["seed"]) >= set(range(seeds)) else None
 
 
