@@ -23,6 +23,7 @@ Every number comes from hopper_evaluations.csv and transfer_evaluations.csv (one
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -65,13 +66,16 @@ TRANSFER_KEYS = ["source", "trunk", "source_seed", "seed"]
 SCRATCH = "scratch"
 
 
-def transfer_columns(config: dict) -> dict[str, object]:
+def transfer_columns(config: dict, out: Path) -> dict[str, object]:
     """A transfer run's leading columns: whose trunk it started from (algo and seed of the source run, or
-    ``scratch``), frozen or trainable, and its own (target) seed."""
+    ``scratch``), frozen or trainable, and its own (target) seed. The source run is read where the run's config
+    says, else at the same sweep and job dir under ``out`` (runs unpacked or analysed from another directory)."""
     algo, run = config["algo"], describe(config)
     if not algo.get("trunk_from"):
         return {**run, "source": SCRATCH, "trunk": SCRATCH, "source_seed": None}
-    source = load_model(Path(algo["trunk_from"]) / "model.pt")[3]
+    recorded = Path(algo["trunk_from"])
+    found = recorded if recorded.is_dir() else out / recorded.parent.name / recorded.name
+    source = load_model(found / "model.pt")[3]
     trunk = "frozen" if algo.get("freeze_trunk") else "trainable"
     return {**run, "source": source["algo"]["name"], "trunk": trunk, "source_seed": source["seed"]}
 
@@ -308,7 +312,7 @@ def hopper_part(options: Options) -> str:
     evaluations.to_csv(out / "hopper_evaluations.csv", index=False)
     main = hopper_analysis(evaluations)
     if with_transfer:
-        transfer = evaluation_rows(transfer_dirs, transfer_columns).astype({"source_seed": "Int64"})
+        transfer = evaluation_rows(transfer_dirs, partial(transfer_columns, out=out)).astype({"source_seed": "Int64"})
         transfer.to_csv(out / "transfer_evaluations.csv", index=False)
         moved = transfer_analysis(transfer)
     else:
