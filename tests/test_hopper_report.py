@@ -18,6 +18,7 @@ from fedrl_cli.reproduce.subspace_hopper import (
     SINGLE,
     hopper_analysis,
     transfer_analysis,
+    transfer_columns,
     transfer_figure,
 )
 
@@ -148,3 +149,22 @@ def test_transfer_against_scratch_and_control_trunks(tmp_path: Path) -> None:
     assert summary.loc[(SCRATCH, SCRATCH), "runs"] == 5 and summary.loc[(OURS, "frozen"), "runs"] == 15
     path = transfer_figure(frame, tmp_path / "transfer.png")
     assert path.stat().st_size > 10_000  # seven curves drawn
+
+
+def test_a_transfer_run_finds_its_source_under_out_when_its_recorded_path_is_gone(tmp_path: Path) -> None:
+    """Runs unpacked or analysed from another directory: ``trunk_from`` (relative to where the run was launched)
+    no longer leads anywhere, and the source is read from the same sweep and job dir under ``out``."""
+    from fedrl_cli.algos.ppo import ActorCritic, save_model
+    from fedrl_cli.envs.mujoco import RunningMoments
+
+    source = tmp_path / "out" / "hopper_fedsubspace_ac" / "0_fedsubspace_ac_hopper_seed=10"
+    source.mkdir(parents=True)
+    moments = RunningMoments(np.zeros((1, 11)), np.ones((1, 11)), np.ones(1))
+    save_model(source / "model.pt", ActorCritic(1, 11, 3), moments, np.eye(3)[None],
+               {"algo": {"name": OURS}, "seed": 10})  # fmt: skip
+    recorded = "elsewhere/hopper_fedsubspace_ac/0_fedsubspace_ac_hopper_seed=10"
+    config = {"algo": {"name": SINGLE, "trunk_from": recorded, "freeze_trunk": True}, "seed": 3}
+    found = transfer_columns(config, tmp_path / "out")
+    assert (found["source"], found["source_seed"], found["trunk"], found["seed"]) == (OURS, 10, "frozen", 3)
+    with pytest.raises(ValueError, match=r"model\.pt"):
+        transfer_columns(config, tmp_path / "nowhere")
