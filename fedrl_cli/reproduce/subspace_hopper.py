@@ -288,7 +288,8 @@ single_ppo's and fedavg_ppo's agent 0, the controls: trunks of the same budget w
 federation), frozen or trainable, {targets} target seeds each. Differences are paired by target seed (the new
 agent's seed, hence its draws), each setting's runs of a target seed first averaged over the source seeds: the
 pairs are the {targets} independent target seeds, and the spread between source runs enters only through those
-averages. With 5 pairs the exact sign-flip p-value cannot go below 2/32 = 0.0625; the claims use the t interval.
+averages. With {targets} pairs the exact sign-flip p-value cannot go below 2/{2**targets} = {2 / 2**targets:.3g};
+the claims use the t interval.
 
 {markdown(moved["summary"])}
 
