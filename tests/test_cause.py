@@ -16,7 +16,7 @@ from fedrl_cli.envs.mujoco import RunningMoments
 from fedrl_cli.reproduce import subspace_cause
 from fedrl_cli.reproduce.common import Options
 from fedrl_cli.reproduce.hopper_data import NORMS, evaluation_rows, run_rows, variant
-from fedrl_cli.reproduce.subspace_cause import EARLIER, KEYS, REFERENCE, SWEEPS, cause_table
+from fedrl_cli.reproduce.subspace_cause import DEFAULT, EARLIER, KEYS, REFERENCE, SWEEPS, cause_table
 
 LAYERS = ["actor_mean.0", "actor_mean.2", "critic.0", "critic.2"]
 
@@ -129,3 +129,21 @@ def test_the_study_spans_sessions_through_its_committed_rows(tmp_path: Path, mon
     assert ran == names[3:]  # the next session runs only what is missing
     assert "taken from an earlier session's rows" in text
     assert pd.read_csv(tmp_path / "cause.csv")["variant"].nunique() == len(names)
+
+
+def test_a_variant_replaces_the_default_only_when_its_paired_interval_lies_above_zero() -> None:
+    def rows(levels: dict[str, list[float]]) -> pd.DataFrame:
+        found = [(name, seed, score) for name, scores in levels.items() for seed, score in enumerate(scores)]
+        return pd.DataFrame(found, columns=["variant", "seed", "score"])
+
+    noisy = [1000.0, 1010.0, 990.0, 1005.0]
+    # a shift of +50 on every seed holds under pairing, though the seeds spread more than that
+    assert subspace_cause.chosen_variant(rows({DEFAULT: noisy, "shifted": [s + 50 for s in noisy]}))[0] == "shifted"
+    levels = {REFERENCE: [2000.0] * 4, DEFAULT: noisy, "mixed": [1200.0, 900.0, 1100.0, 950.0],
+              "better": [1050.0, 1070.0, 1035.0, 1060.0], "best": [1100.0, 1090.0, 1120.0, 1080.0]}  # fmt: skip
+    chosen, reason = subspace_cause.chosen_variant(rows(levels))
+    assert chosen == "best" and "above 0" in reason  # single_ppo is not a variant of fedsubspace_ac
+    table = cause_table(rows(levels).assign(**dict.fromkeys(NORMS, 1.0))).set_index("variant")
+    assert table.loc["best", f"− ({DEFAULT})"].startswith("+96 [")  # 1,097.5 − 1,001.25
+    assert table.loc[DEFAULT, f"− ({DEFAULT})"] == "–"
+    assert subspace_cause.chosen_variant(rows({DEFAULT: noisy, "mixed": levels["mixed"]}))[0] == DEFAULT

@@ -23,7 +23,7 @@ import pandas as pd
 from fedrl_cli.curves import EVALUATIONS_SCORED
 from fedrl_cli.reproduce.common import Options, markdown, scale_note, scaled, sweep, sweeps_wall_minutes
 from fedrl_cli.reproduce.hopper_data import NORMS, evaluation_rows, run_rows
-from fedrl_cli.stats import difference, interval_name, mean_estimate, permutation_p_value
+from fedrl_cli.stats import Estimate, difference, interval_name, mean_estimate, permutation_p_value
 
 SEEDS = 8
 ROUNDS = 48  # × 2 PPO iterations × 2,048 steps = 196,608 steps per agent
@@ -51,26 +51,55 @@ SWEEPS: dict[str, list[str]] = {
     "adam_reset": [SUBSPACE, "algo.shared_init=common", "algo.shared_adam=reset"],
 }
 REFERENCE, EARLIER = "single_ppo", "actor+critic, independent"
+DEFAULT = "actor+critic, common"  # conf/algo/fedsubspace_ac.yaml's variant
 KEYS = ["variant", "seed"]
 
 
-def _paired(scores: pd.Series, against: pd.Series) -> str:
-    """``difference [low, high], p`` of the paired per-seed difference, on the seeds both have."""
+def _paired_estimate(scores: pd.Series, against: pd.Series) -> tuple[Estimate, float] | None:
+    """The paired per-seed difference with its interval, and its exact permutation p-value, on the seeds both
+    have; None below two such seeds."""
     seeds = scores.index.intersection(against.index)
     if len(seeds) < 2:
-        return "–"
+        return None
     a, b = scores.loc[seeds].to_numpy(), against.loc[seeds].to_numpy()
-    found = difference(a, b, paired=True)
-    return f"{found.text('+.0f')} ({len(seeds)} seeds), p = {permutation_p_value(a, b, paired=True):.3g}"
+    return difference(a, b, paired=True), permutation_p_value(a, b, paired=True)
+
+
+def _paired(scores: pd.Series, against: pd.Series) -> str:
+    """``difference [low, high] (n seeds), p = …`` of :func:`_paired_estimate`, or – ."""
+    found = _paired_estimate(scores, against)
+    if found is None:
+        return "–"
+    return f"{found[0].text('+.0f')} ({found[0].seeds} seeds), p = {found[1]:.3g}"
+
+
+def chosen_variant(rows: pd.DataFrame) -> tuple[str, str]:
+    """The variant the study makes fedsubspace_ac's default, and why: a variant replaces :data:`DEFAULT` only when
+    its paired interval against it lies above 0 (the one with the largest such difference); else the default
+    stays."""
+    per_seed = rows.groupby(["variant", "seed"])["score"].mean()
+    variants = set(per_seed.index.get_level_values("variant"))
+    if DEFAULT not in variants:
+        return DEFAULT, f"{DEFAULT} was not run, so nothing is compared with it"
+    better = {}
+    for name in variants - {REFERENCE, DEFAULT}:
+        found = _paired_estimate(per_seed.loc[name], per_seed.loc[DEFAULT])
+        if found is not None and found[0].low > 0:
+            better[name] = found[0]
+    if not better:
+        return DEFAULT, f"no variant's paired interval against {DEFAULT} lies above 0"
+    best = max(better, key=lambda name: better[name].point)
+    return best, f"its paired interval against {DEFAULT} is {better[best].text('+.0f')}, above 0"
 
 
 def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per variant: its seeds, mean score with its interval, the paired differences against single_ppo and against
-    the earlier default, and the mean trunk norms."""
+    """Per variant: its seeds, mean score with its interval, the paired differences against single_ppo, against
+    the earlier default and against the default, and the mean trunk norms."""
     per_seed = rows.groupby(["variant", "seed"])["score"].mean()
     norms = rows.groupby("variant")[NORMS].mean()
     reference = per_seed.get(REFERENCE, pd.Series(dtype=float))
     earlier = per_seed.get(EARLIER, pd.Series(dtype=float))
+    default = per_seed.get(DEFAULT, pd.Series(dtype=float))
     table = []
     for name in per_seed.index.get_level_values("variant").unique():
         scores = per_seed.loc[name]
@@ -82,6 +111,7 @@ def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
                 "score": found.text(".0f"),
                 f"− {REFERENCE}": "–" if name == REFERENCE else _paired(scores, reference),
                 f"− ({EARLIER})": "–" if name in (REFERENCE, EARLIER) else _paired(scores, earlier),
+                f"− ({DEFAULT})": "–" if name in (REFERENCE, DEFAULT) else _paired(scores, default),
                 **{column: round(value, 2) for column, value in norms.loc[name].items()},
             }
         )
@@ -121,6 +151,7 @@ def cause_part(options: Options) -> str:
     evaluations.to_csv(path, index=False)
     rows = run_rows(evaluations, KEYS)
     rows.to_csv(out / "cause.csv", index=False)
+    chosen = chosen_variant(rows)
     steps = scaled(ROUNDS, options.scale) * 2 * 2048
     listing = "\n".join(f"`{command}`" for command in commands.values())
     minutes = sweeps_wall_minutes([out / name for name in SWEEPS if name not in carried])
@@ -139,6 +170,10 @@ norms in [cause.csv](cause.csv), computed from every evaluation in
 exact permutation p-value of the paired difference.
 
 {markdown(cause_table(rows))}
+
+**fedsubspace_ac's default: {chosen[0]}**, because {chosen[1]}. The rule, fixed before the study: a variant
+replaces the default (actor and critic trunks shared, from the server's one draw) only when its paired interval
+against it lies above 0.
 
 Norms: the Frobenius norm of each shared hidden layer's weight matrix at the end, mean over agents and seeds
 (CleanRL's orthogonal initialisation starts them at √2 × √64 ≈ 11.3 for the 64 × 64 layers and about 4.7 for the
