@@ -8,6 +8,8 @@ Each generated block of README.md sits between ``<!-- generated: NAME -->`` and 
   --part tabular`, from the tabular_*.csv per-seed files beside it);
 - ``subspace-hopper-claims``: those of docs/reproduce_subspace/hopper_claims.csv (`fedrl reproduce subspace --part
   hopper`, from hopper_evaluations.csv and transfer_evaluations.csv beside it);
+- ``subspace-cause``: the cause study's table and the default it chose, from docs/reproduce_subspace/cause.csv
+  (`fedrl reproduce subspace --part cause`, from cause_evaluations.csv beside it);
 - ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
 - ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
   outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`);
@@ -29,6 +31,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from fedrl_cli.reproduce.common import markdown
+from fedrl_cli.reproduce.subspace_cause import DEFAULT, cause_table, chosen_variant
+
 ROOT = Path(__file__).resolve().parent.parent
 BLOCK = re.compile(r"(<!-- generated: (?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- end: (?P=name) -->)", re.DOTALL)
 
@@ -44,6 +49,14 @@ def claims_block(claims: pd.DataFrame) -> str:
     paper = claims[claims["kind"] == "paper"]
     lines.append(f"{int(paper['held'].sum())} of {len(paper)} of the paper's claims held.")
     return "\n".join(lines) + "\n"
+
+
+def cause_block(rows: pd.DataFrame) -> str:
+    """cause.md's table (per variant: score, paired differences, trunk norms) and the default the study's rule
+    picks."""
+    chosen, reason = chosen_variant(rows)
+    verdict = "stays" if chosen == DEFAULT else f"is replaced by **{chosen}**"
+    return f"{markdown(cause_table(rows))}\n\nThe default ({DEFAULT}) {verdict}: {reason}.\n"
 
 
 def demo_block(summary: pd.DataFrame, speedup: pd.DataFrame) -> str:
@@ -99,6 +112,7 @@ def blocks(root: Path = ROOT) -> dict[str, str]:
         "fastfedpg-claims": claims_block(pd.read_csv(docs / "reproduce_fastfedpg" / "claims.csv")),
         "subspace-tabular-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "tabular_claims.csv")),
         "subspace-hopper-claims": claims_block(pd.read_csv(docs / "reproduce_subspace" / "hopper_claims.csv")),
+        "subspace-cause": cause_block(pd.read_csv(docs / "reproduce_subspace" / "cause.csv")),
         "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
         "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
         "halfcheetah-check": learning_check_block(pd.read_csv(cheetah / "eval_returns.csv")),
