@@ -21,6 +21,7 @@ import numpy as np
 
 from fedrl_cli.errors import ResumeError
 from fedrl_cli.metrics import atomic_file
+from fedrl_cli.runs import config_leaves
 
 FILE = "checkpoint.pkl"
 # bump whenever what an experiment saves changes shape: older checkpoints are then refused with a clear error
@@ -163,15 +164,9 @@ def other_config(header: Header, config: dict[str, Any]) -> str | None:
     first differing key as ``key: checkpoint's value ≠ run's value``; None when it matches (keys that only the
     run's config has, from a newer config tree, and :data:`LAUNCH_KEYS` aside)."""
 
-    def flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-        items: dict[str, Any] = {}
-        for key, value in tree.items():
-            items.update(flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
-        return items
-
     if not isinstance(header.config, dict):
         return f"config: {type(header.config).__name__} in the checkpoint"
-    theirs, ours = flat(header.config), flat(config if isinstance(config, dict) else {})
+    theirs, ours = config_leaves(header.config), config_leaves(config if isinstance(config, dict) else {})
     for key, value in theirs.items():
         if key not in LAUNCH_KEYS and ours.get(key, value) != value:
             return f"{key}: {value!r} in the checkpoint, {ours[key]!r} in the run"

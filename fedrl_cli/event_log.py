@@ -19,22 +19,17 @@ from typing import Any
 
 from fedrl_cli.errors import ResumeError
 from fedrl_cli.metrics import naming
+from fedrl_cli.runs import config_leaves
 
 FOLDER = "tensorboard"
 LOGGERS = ("csv", "tensorboard")
 
 
-def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"algo.lr": 0.1, ...}``: the config's leaves, lists as text (TensorBoard's hyper-parameters are numbers,
-    booleans and strings)."""
-    items: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            items.update(_flat(value, f"{prefix}{key}."))
-        else:
-            plain = value is None or isinstance(value, list | tuple)
-            items[f"{prefix}{key}"] = str(value) if plain else value
-    return items
+def _hyper_parameters(config: dict[str, Any]) -> dict[str, Any]:
+    """``{"algo.lr": 0.1, ...}``: the config's leaves, None and lists as text (TensorBoard's hyper-parameters are
+    numbers, booleans and strings)."""
+    leaves = config_leaves(config).items()
+    return {key: str(value) if value is None or isinstance(value, list | tuple) else value for key, value in leaves}
 
 
 def cut_back(run_dir: Path, sizes: dict[str, int]) -> None:
@@ -69,7 +64,7 @@ class EventLog:
         self._failed = False
         if config is not None:
             file_writer = self._writer._get_file_writer()
-            for summary in hparams(_flat(config), dict.fromkeys(metrics, 0.0)):
+            for summary in hparams(_hyper_parameters(config), dict.fromkeys(metrics, 0.0)):
                 file_writer.add_summary(summary)
 
     def write(self, row: dict[str, Any], agent_rows: list[dict[str, Any]]) -> None:

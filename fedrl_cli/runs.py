@@ -24,6 +24,14 @@ class Run:
     error_type: str | None = None
 
 
+def config_leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config's leaves by dotted key: ``{"algo": {"lr": 0.1}}`` → ``{"algo.lr": 0.1}``."""
+    items: dict[str, Any] = {}
+    for key, value in tree.items():
+        items.update(config_leaves(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return items
+
+
 def find_run_dirs(paths: Iterable[Path]) -> list[Path]:
     """Every folder under ``paths`` (or a path itself) that holds a ``summary.json``, sorted."""
     found: set[Path] = set()
