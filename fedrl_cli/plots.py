@@ -61,6 +61,7 @@ BIAS_AXES = {"local_steps": "local steps H", "reward_heterogeneity": "reward het
 # the settings a figure's subtitle names when every plotted run shares them
 FIXED_KEYS = (
     "env",
+    "env.id",
     "algo",
     "n_agents",
     "local_steps",
@@ -124,8 +125,8 @@ def _band_text(seeds: set[int]) -> str:
 
 
 def fixed_settings(results: Results, found: list[Curve]) -> str:
-    """A figure's subtitle: the main settings every plotted run shares (env, algorithm, N, H, heterogeneity,
-    gradient, step size, rounds) and the seeds per curve."""
+    """A figure's subtitle: the main settings every plotted run shares (env and its MuJoCo task, algorithm, N, H,
+    heterogeneity, gradient, step size, rounds) and the seeds per curve."""
     frame, varying = results.frame, {*results.varying(), *results.tuned_columns()}
     parts = []
     for key in FIXED_KEYS:

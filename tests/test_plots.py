@@ -738,6 +738,12 @@ def test_convergence_figure_names_its_fixed_settings_and_band(tmp_path: Path) ->
     assert all(float(tick).is_integer() for tick in axis.get_xticks())
     plt.close(figure)
     two = [curve for curve in found if curve.seeds == 2]
+    config = {"env": {"name": "mujoco", "id": "Walker2d-v5"}, "algo": {"name": "single_ppo"}, "n_agents": 2, "seed": 0}
+    write_run_dir(tmp_path / "m" / "0", config, {"eval_return_mean": [1.0, 2.0]})
+    mujoco = load_results([tmp_path / "m"])
+    assert fixed_settings(mujoco, curves(mujoco, "eval_return_mean", "round")).startswith(
+        "fixed: env=mujoco, env.id=Walker2d-v5, algo=single_ppo"
+    )  # the task is named, not only env=mujoco
     figure, axis = plt.subplots()
     draw_convergence(axis, two, "gap", "round")
     assert "band: 95% t interval over 2 seeds" in axis.get_title()
