@@ -13,8 +13,9 @@ Each generated block of README.md sits between ``<!-- generated: NAME -->`` and 
 - ``demo``: the demo's final gaps and speedups over N, from docs/demo/agents_summary.csv and agents_speedup.csv;
 - ``demo-local-steps``: its final gaps over H, from docs/demo/local_steps_summary.csv (the three are copies of
   outputs/demo/plots/*/summary.csv and speedup.csv after `make demo`);
-- ``halfcheetah-check``: the HalfCheetah-v5 learning check's final evaluations, from
-  docs/halfcheetah_learning_check/eval_returns.csv (agent_metrics.csv's evaluations of that run);
+- ``hopper-check`` and ``halfcheetah-check``: the Hopper-v5 and HalfCheetah-v5 learning checks' final
+  evaluations, from docs/hopper_learning_check/eval_returns.csv and docs/halfcheetah_learning_check/eval_returns.csv
+  (agent_metrics.csv's evaluations of those runs);
 - ``tasks``: the MuJoCo tasks, their sizes and env steps/s, from docs/benchmarks/mujoco_tasks.csv
   (`python scripts/bench_physics.py --tasks-csv docs/benchmarks/mujoco_tasks.csv`).
 
@@ -115,6 +116,7 @@ def blocks(root: Path = ROOT) -> dict[str, str]:
         "subspace-cause": cause_block(pd.read_csv(docs / "reproduce_subspace" / "cause.csv")),
         "demo": demo_block(pd.read_csv(demo / "agents_summary.csv"), pd.read_csv(demo / "agents_speedup.csv")),
         "demo-local-steps": local_steps_block(pd.read_csv(demo / "local_steps_summary.csv")),
+        "hopper-check": learning_check_block(pd.read_csv(docs / "hopper_learning_check" / "eval_returns.csv")),
         "halfcheetah-check": learning_check_block(pd.read_csv(cheetah / "eval_returns.csv")),
         "tasks": tasks_block(pd.read_csv(docs / "benchmarks" / "mujoco_tasks.csv")),
     }
