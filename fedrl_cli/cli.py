@@ -381,7 +381,10 @@ def plot(
 ) -> None:
     """Figures and tables from finished runs: convergence, speedup vs agents, bias vs local steps, summary.csv and
     speedup.csv. Bands are 95% intervals over seeds: t below 10 seeds, bootstrap from 10 on; rounds to ε and the
-    speedup are the median and 95% interval of a bootstrap over seeds.
+    speedup are the median and 95% interval of a bootstrap over seeds. MuJoCo runs with evaluations also get
+    rliable's aggregates (Agarwal et al. 2021): aggregates.csv and aggregates.png (IQM and mean over runs and agents,
+    stratified-bootstrap intervals) and improvement.csv (probability of improvement between groups), for groups of
+    ≥ 10 runs.
 
     Runs that differ in any config key but the seeds are separate curves. T_ε is the rounds from which a
     setting's seed-mean curve stays at ε or better. Unreadable runs (a cut or garbled metrics.csv, a bad
