@@ -171,8 +171,9 @@ exact permutation p-value of the paired difference.
 
 {markdown(cause_table(rows))}
 
-**fedsubspace_ac's default: {chosen[0]}**, because {chosen[1]}. The rule, fixed before the study: a variant
-replaces the default (actor and critic trunks shared, from the server's one draw) only when its paired interval
+**fedsubspace_ac's default: {chosen[0]}**, because {chosen[1]}. The rule (set midway
+through the study, after four of its ten sweeps): a variant replaces the default (actor and critic trunks shared,
+from the server's one draw) only when its paired interval
 against it lies above 0.
 
 Norms: the Frobenius norm of each shared hidden layer's weight matrix at the end, mean over agents and seeds
