@@ -55,6 +55,11 @@ DEFAULT = "actor+critic, common"  # conf/algo/fedsubspace_ac.yaml's variant
 KEYS = ["variant", "seed"]
 
 
+def _per_seed(rows: pd.DataFrame) -> pd.Series:
+    """Each run's score (the mean over its agents), indexed by variant and seed."""
+    return rows.groupby(["variant", "seed"])["score"].mean()
+
+
 def _paired_estimate(scores: pd.Series, against: pd.Series) -> tuple[Estimate, float] | None:
     """The paired per-seed difference with its interval, and its exact permutation p-value, on the seeds both
     have; None below two such seeds."""
@@ -77,7 +82,7 @@ def chosen_variant(rows: pd.DataFrame) -> tuple[str, str]:
     """The variant the study makes fedsubspace_ac's default, and why: a variant replaces :data:`DEFAULT` only when
     its paired interval against it lies above 0 (the one with the largest such difference); else the default
     stays."""
-    per_seed = rows.groupby(["variant", "seed"])["score"].mean()
+    per_seed = _per_seed(rows)
     variants = set(per_seed.index.get_level_values("variant"))
     if DEFAULT not in variants:
         return DEFAULT, f"{DEFAULT} was not run, so nothing is compared with it"
@@ -95,7 +100,7 @@ def chosen_variant(rows: pd.DataFrame) -> tuple[str, str]:
 def cause_table(rows: pd.DataFrame) -> pd.DataFrame:
     """Per variant: its seeds, mean score with its interval, the paired differences against single_ppo, against
     the earlier default and against the default, and the mean trunk norms."""
-    per_seed = rows.groupby(["variant", "seed"])["score"].mean()
+    per_seed = _per_seed(rows)
     norms = rows.groupby("variant")[NORMS].mean()
     reference = per_seed.get(REFERENCE, pd.Series(dtype=float))
     earlier = per_seed.get(EARLIER, pd.Series(dtype=float))
